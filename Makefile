@@ -1,0 +1,41 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export DBT_PROFILES_DIR := $(CURDIR)/.dbt-profiles
+export RUNTIME__DLTHUB_TELEMETRY := false
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: help install demo test clean
+
+help:
+	@echo "make demo   run the whole flow locally: MongoDB-wire server, ingestion, dbt build"
+	@echo "make test   install and run the test suite"
+	@echo "make clean  remove local data and build output (stops the local server)"
+
+# uv from PyPI if it is missing, then the locked environment.
+$(BIN)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+	  || python3 -m pip install --quiet uv 2>/dev/null \
+	  || python3 -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --frozen
+	@touch $@
+
+$(DBT_PROFILES_DIR)/profiles.yml: profiles.yml.example
+	@mkdir -p $(DBT_PROFILES_DIR)
+	cp $< $@
+
+install: $(BIN)/.installed $(DBT_PROFILES_DIR)/profiles.yml
+
+demo: install
+	$(BIN)/python -m ingestion.demo
+
+test: install
+	$(BIN)/pytest
+
+clean:
+	-$(BIN)/atlas-ingest local stop
+	rm -rf data target logs

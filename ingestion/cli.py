@@ -1,0 +1,131 @@
+"""`atlas-ingest`: run ingestion, and manage the local MongoDB-wire server for development."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
+
+from ingestion.errors import ConfigError, IngestError  # noqa: E402
+from ingestion.redact import redact_uri  # noqa: E402
+
+EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable or
+collection missing, 4 destination failed, 5 local server failed"""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as a single line (and exit 2), like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"atlas-ingest: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="atlas-ingest", description=__doc__, epilog=EXIT_CODES)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    run = sub.add_parser("run", help="load collections into the warehouse", epilog=EXIT_CODES)
+    run.add_argument("--uri", default=os.environ.get("ATLAS_URI"), help="MongoDB URI (default: $ATLAS_URI)")
+    run.add_argument("--database", required=True)
+    run.add_argument("--collections", required=True, help="comma-separated collection names")
+    run.add_argument("--destination", default="local", help="local (DuckDB)")
+    run.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
+    run.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables")
+    run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
+    run.add_argument("--batch-docs", type=int, default=10_000, help="documents per Arrow batch")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    local = sub.add_parser("local", help="the local MongoDB-wire server")
+    local.add_argument("--home", type=Path, default=Path("data/mongo"), help="data, pid and log folder")
+    local.add_argument("--port", type=int, default=27027)
+    lsub = local.add_subparsers(dest="action", required=True, parser_class=_OneLineParser)
+    lsub.add_parser("start", help="start in the background (no-op if running)")
+    lsub.add_parser("stop", help="stop it")
+    lsub.add_parser("status", help="say whether it runs, and its URI")
+    seed = lsub.add_parser("seed", help="fill operations.customer_activity with generated documents")
+    seed.add_argument("--docs", type=int, default=10_000)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--database", default="operations")
+    seed.add_argument("--collection", default="customer_activity")
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ingestion.pipeline import RunConfig, run
+
+    if not args.uri:
+        raise ConfigError("no MongoDB URI: pass --uri or set ATLAS_URI")
+    config = RunConfig(
+        uri=args.uri,
+        database=args.database,
+        collections=[c.strip() for c in args.collections.split(",") if c.strip()],
+        destination=args.destination,
+        warehouse=args.warehouse,
+        dataset=args.dataset,
+        pipelines_dir=args.pipelines_dir,
+        batch_docs=args.batch_docs,
+    )
+    summary = run(config)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+        return 0
+    print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s")
+    for t in summary.tables:
+        drift = ""
+        if t.variant_columns:
+            drift = f"; type drift into {', '.join(t.variant_columns)}"
+        print(f"  {t.collection} -> {summary.dataset}.{t.table}: {t.documents_read} documents read, {t.rows_loaded} rows loaded{drift}")
+    return 0
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from ingestion.local_server import LocalServer
+
+    server = LocalServer(home=args.home, port=args.port)
+    if args.action == "start":
+        started = server.start()
+        print(f"local server {'started' if started else 'already running'} at {server.uri}")
+    elif args.action == "stop":
+        print("local server stopped" if server.stop() else "local server was not running")
+    elif args.action == "status":
+        pid = server.running_pid()
+        if pid is None:
+            print("local server is not running")
+            return 1
+        print(f"local server running (pid {pid}) at {server.uri}")
+    elif args.action == "seed":
+        from pymongo import MongoClient
+
+        from ingestion.seed import seed_collection
+
+        if args.docs < 0:
+            raise ConfigError("--docs must be zero or more")
+        if server.running_pid() is None:
+            raise ConfigError("local server is not running: run 'atlas-ingest local start' first")
+        with MongoClient(server.uri) as client:
+            n = seed_collection(client, args.docs, args.seed, args.database, args.collection)
+        print(f"seeded {n} documents into {args.database}.{args.collection} (seed {args.seed})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_local(args)
+    except IngestError as exc:
+        print(f"atlas-ingest: error: {redact_uri(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("atlas-ingest: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

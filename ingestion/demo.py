@@ -1,0 +1,67 @@
+"""`make demo`: local server, 10,000 generated documents, ingestion, `dbt build`, and a summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+import duckdb  # noqa: E402
+from pymongo import MongoClient  # noqa: E402
+
+from ingestion.errors import IngestError  # noqa: E402
+from ingestion.local_server import LocalServer  # noqa: E402
+from ingestion.pipeline import RunConfig, run  # noqa: E402
+from ingestion.seed import DEFAULT_COLLECTION, DEFAULT_DATABASE, seed_collection  # noqa: E402
+
+DEMO_DOCS = int(os.environ.get("DEMO_DOCS", "10000"))
+WAREHOUSE = Path(os.environ.get("DBT_DUCKDB_PATH", "data/warehouse.duckdb"))
+
+
+def _dbt(*args: str) -> None:
+    dbt = Path(sys.executable).with_name("dbt")
+    subprocess.run([str(dbt), *args], check=True)
+
+
+def main() -> int:
+    started = time.monotonic()
+    server = LocalServer()
+    try:
+        server.start()
+        with MongoClient(server.uri) as client:
+            seeded = seed_collection(client, DEMO_DOCS)
+        print(f"seeded {seeded} documents into {DEFAULT_DATABASE}.{DEFAULT_COLLECTION} at {server.uri}")
+        summary = run(RunConfig(uri=server.uri, database=DEFAULT_DATABASE, collections=[DEFAULT_COLLECTION], warehouse=WAREHOUSE))
+    except IngestError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        _dbt("build")
+    except subprocess.CalledProcessError as exc:
+        print(f"demo: error: dbt build failed with exit code {exc.returncode}", file=sys.stderr)
+        return exc.returncode
+
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        counts = con.sql(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in ('raw_atlas', 'analytics', 'analytics_staging') and table_name not like '\\_dlt%' escape '\\' "
+            "order by 1"
+        ).fetchall()
+        print("\n== summary")
+        for t in summary.tables:
+            print(f"documents read from {DEFAULT_DATABASE}.{t.collection}: {t.documents_read}")
+        for (name,) in counts:
+            print(f"rows in {name}: {con.sql(f'select count(*) from {name}').fetchone()[0]}")
+        print(f"elapsed: {time.monotonic() - started:.1f} s (ingestion {summary.elapsed_s:.1f} s)")
+        print("\n== first rows of analytics.customer_activity")
+        con.sql("select * from analytics.customer_activity order by phone limit 5").show(max_width=200)
+    print(f"the local server keeps running at {server.uri}; stop it with: .venv/bin/atlas-ingest local stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

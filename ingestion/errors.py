@@ -1,0 +1,33 @@
+"""Errors the CLI turns into one clear line and a documented exit code."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """A failure the user can fix; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(IngestError):
+    """Invalid flags or configuration (exit 2)."""
+
+    exit_code = 2
+
+
+class SourceError(IngestError):
+    """MongoDB unreachable, bad credentials, missing database or collection (exit 3)."""
+
+    exit_code = 3
+
+
+class DestinationError(IngestError):
+    """The warehouse or bucket refused the load (exit 4)."""
+
+    exit_code = 4
+
+
+class LocalServerError(IngestError):
+    """The local MongoDB-wire server could not be started or stopped (exit 5)."""
+
+    exit_code = 5

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real MongoDB-wire server on a free port, and helpers to run the CLI and dbt."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from pymongo import MongoClient
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+from ingestion.local_server import LocalServer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer(home=tmp_path_factory.mktemp("mongo"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def mongo_client(mongo_server: LocalServer) -> Iterator[MongoClient]:
+    with MongoClient(mongo_server.uri) as client:
+        yield client
+
+
+def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "atlas-ingest"), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_dbt(*args: str, warehouse: Path, target_path: Path) -> subprocess.CompletedProcess[str]:
+    """`dbt <args>` on the local target against `warehouse`, output kept out of the repo's target/."""
+    profiles = target_path / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "profiles.yml").write_text((REPO / "profiles.yml.example").read_text())
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(profiles),
+        "DBT_DUCKDB_PATH": str(warehouse),
+        "DBT_TARGET_PATH": str(target_path),
+        "DBT_LOG_PATH": str(target_path / "logs"),
+        "DBT_USE_COLORS": "false",
+    }
+    return subprocess.run([str(BIN / "dbt"), *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)

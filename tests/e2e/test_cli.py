@@ -1,0 +1,81 @@
+"""The CLI against a real server: local server management, and bad input as one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import free_port, run_cli
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("atlas-ingest: error:")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_unreachable_uri(tmp_path):
+    port = free_port()  # nothing listens there
+    r = run_cli("run", "--uri", f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500", "--database", "d",
+                "--collections", "c", "--warehouse", str(tmp_path / "w.duckdb"))
+    assert_one_line_error(r, 3, "cannot reach MongoDB", f"127.0.0.1:{port}")
+
+
+def test_missing_collection_names_it(mongo_server, mongo_client, tmp_path):
+    mongo_client["clidb"]["present"].insert_one({"x": 1})
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "clidb", "--collections", "present,absent",
+                "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
+    assert_one_line_error(r, 3, "'absent'", "clidb", "present")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_unknown_destination(mongo_server, tmp_path):
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "d", "--collections", "c", "--destination", "oracle")
+    assert_one_line_error(r, 2, "unknown destination 'oracle'")
+
+
+def test_invalid_uri_and_missing_uri():
+    assert_one_line_error(run_cli("run", "--uri", "http://nope", "--database", "d", "--collections", "c"), 2, "invalid MongoDB URI")
+    r = run_cli("run", "--database", "d", "--collections", "c", env={"ATLAS_URI": ""})
+    assert_one_line_error(r, 2, "no MongoDB URI")
+
+
+def test_unknown_flag_is_one_line():
+    assert_one_line_error(run_cli("run", "--bogus"), 2)
+
+
+@pytest.mark.parametrize("name", ["bad name", "x;drop", "$cmd"])
+def test_invalid_collection_name(name):
+    r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--database", "d", "--collections", name)
+    assert_one_line_error(r, 2, "invalid name")
+
+
+def test_password_never_printed():
+    port = free_port()
+    r = run_cli("run", "--uri", f"mongodb://alice:hunter22@127.0.0.1:{port}/?serverSelectionTimeoutMS=300",
+                "--database", "d", "--collections", "c")
+    assert r.returncode == 3
+    assert "hunter22" not in r.stderr + r.stdout
+    assert "***@127.0.0.1" in r.stderr
+
+
+def test_local_server_start_is_idempotent_and_stop_cleans_up(tmp_path):
+    home, port = str(tmp_path / "srv"), str(free_port())
+    base = ("local", "--home", home, "--port", port)
+    try:
+        first = run_cli(*base, "start")
+        assert first.returncode == 0 and "started" in first.stdout, first.stderr
+        second = run_cli(*base, "start")
+        assert second.returncode == 0 and "already running" in second.stdout
+        status = run_cli(*base, "status")
+        assert status.returncode == 0 and f"127.0.0.1:{port}" in status.stdout
+        seeded = run_cli(*base, "seed", "--docs", "25")
+        assert seeded.returncode == 0 and "seeded 25 documents" in seeded.stdout
+    finally:
+        stop = run_cli(*base, "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stdout
+    after = run_cli(*base, "status")
+    assert after.returncode == 1 and "not running" in after.stdout
