@@ -9,12 +9,14 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt-profiles
 export RUNTIME__DLTHUB_TELEMETRY := false
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help install demo test clean
+.PHONY: help install demo test lint compile-redshift clean
 
 help:
 	@echo "make demo   run the whole flow locally: MongoDB-wire server, ingestion, dbt build"
 	@echo "make test   install and run the test suite"
-	@echo "make clean  remove local data and build output (stops the local server)"
+	@echo "make lint              sqlfluff over the dbt models"
+	@echo "make compile-redshift  every statement for the redshift target, offline, checked"
+	@echo "make clean             remove local data and build output (stops the local server)"
 
 # uv from PyPI if it is missing, then the locked environment.
 $(BIN)/.installed: pyproject.toml uv.lock
@@ -35,6 +37,14 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+lint: install
+	$(BIN)/sqlfluff lint models
+
+# dbt build and run-operations against an offline Redshift driver; SQL lands in target/redshift_sql/.
+compile-redshift: install
+	$(BIN)/python -m ingestion.redshift_sql
+	$(BIN)/python -m ingestion.redshift_sql_check target/redshift_sql
 
 clean:
 	-$(BIN)/atlas-ingest local stop

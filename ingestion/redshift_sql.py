@@ -1,0 +1,234 @@
+"""Every SQL statement the project sends to Redshift, produced without a cluster.
+
+`python -m ingestion.redshift_sql` (part of `make compile-redshift`) runs `dbt build` and the project's
+`run-operation` entry points for the `redshift` target with the Redshift driver replaced by an
+offline stand-in: introspective queries get empty, well-formed answers, tests report zero
+failures, and every statement dbt sends is recorded against the node that sent it. Each node's
+statements are written to `target/redshift_sql/<resource path>.sql`, with an index of what was
+written. No network is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from unittest import mock
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "atlas_analytics"
+
+# Placeholder credentials: the offline driver never connects, dbt only needs a complete profile.
+OFFLINE_ENV = {
+    "REDSHIFT_HOST": "offline.invalid",
+    "REDSHIFT_USER": "offline",
+    "REDSHIFT_PASSWORD": "offline",
+    "REDSHIFT_DATABASE": "dev",
+    "REDSHIFT_SCHEMA": "analytics",
+    "DBT_TARGET": "redshift",
+}
+
+# `dbt run-operation` entry points and the arguments they are compiled with.
+OPERATIONS: list[tuple[str, dict[str, Any]]] = []
+
+_TEST_RESULT_COLUMNS = (("failures", 23), ("should_warn", 16), ("should_error", 16))
+
+
+@dataclass
+class Statement:
+    connection: str
+    sql: str
+
+
+@dataclass
+class Recorder:
+    statements: list[Statement] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, connection: str, sql: str) -> None:
+        with self.lock:
+            self.statements.append(Statement(connection, sql))
+
+
+class OfflineCursor:
+    """Answers like redshift_connector's cursor: empty results, one all-clear row for tests."""
+
+    def __init__(self) -> None:
+        self.description: list[tuple[Any, ...]] | None = None
+        self.rowcount = -1
+        self._rows: list[tuple[Any, ...]] = []
+
+    def execute(self, sql: str, args: Any = None, **_: Any) -> "OfflineCursor":
+        if re.search(r"\bas\s+failures\b", sql, re.IGNORECASE):
+            self.description = [(name, code, None, None, None, None, None) for name, code in _TEST_RESULT_COLUMNS]
+            self._rows = [(0, False, False)]
+        else:
+            self.description, self._rows = None, []
+        self.rowcount = len(self._rows)
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "OfflineCursor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class OfflineConnection:
+    autocommit = True
+
+    def cursor(self) -> OfflineCursor:
+        return OfflineCursor()
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _literal(value: Any) -> str:
+    """A binding as a SQL literal, so recorded statements are complete (seed inserts)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return repr(value) if not isinstance(value, Decimal) else str(value)
+    if isinstance(value, (date, datetime)):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _bind(sql: str, bindings: Sequence[Any] | None) -> str:
+    if not bindings:
+        return sql
+    values = iter(bindings)
+    return re.sub(r"%s", lambda _: _literal(next(values)), sql)
+
+
+@contextmanager
+def offline_redshift(recorder: Recorder) -> Iterator[None]:
+    """Patch the Redshift driver and record every statement with the dbt connection that sent it."""
+    from dbt.adapters.sql.connections import SQLConnectionManager
+
+    original_add_query = SQLConnectionManager.add_query
+
+    def recording_add_query(self: Any, sql: str, auto_begin: bool = True, bindings: Any = None, **kwargs: Any) -> Any:
+        connection = self.get_thread_connection()
+        recorder.add(connection.name or "", _bind(sql, bindings))
+        return original_add_query(self, sql, auto_begin, bindings=bindings, **kwargs)
+
+    with mock.patch("redshift_connector.connect", lambda **_: OfflineConnection()), mock.patch.object(
+        SQLConnectionManager, "add_query", recording_add_query
+    ), mock.patch.dict(os.environ, {**OFFLINE_ENV, **{k: v for k, v in os.environ.items() if k in OFFLINE_ENV and k != "DBT_TARGET"}}):
+        yield
+
+
+def _dbt(args: list[str]) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        raise RuntimeError(f"dbt {' '.join(args[:2])} failed offline for redshift: {result.exception or 'see the log above'}")
+    return result
+
+
+def _node_path(node: dict[str, Any]) -> str:
+    """`<resource path>` of a node: models/marts/customer_activity, tests/<name>, seeds/<name>."""
+    kind = node["resource_type"]
+    if kind in ("model", "seed", "snapshot", "analysis"):
+        return str(Path(node["original_file_path"]).with_suffix(""))
+    return f"tests/{node['name']}" if kind == "test" else f"{kind}s/{node['name']}"
+
+
+def _format(statements: list[str]) -> str:
+    return "\n\n".join(s.strip().rstrip(";") + ";" for s in statements if s.strip()) + "\n"
+
+
+def compile_redshift(project_dir: Path = REPO, output: Path | None = None) -> dict[str, Any]:
+    """Write every statement for the redshift target under `output`; returns the index."""
+    output = output or project_dir / "target" / "redshift_sql"
+    profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR", project_dir / ".dbt-profiles"))
+    target_path = project_dir / "target" / "redshift_offline"
+    common = ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--target", "redshift"]
+    recorder = Recorder()
+    with offline_redshift(recorder):
+        os.environ["DBT_TARGET_PATH"] = str(target_path)
+        try:
+            _dbt(["build", *common, "--full-refresh", "--threads", "1"])
+            operations: list[tuple[str, int]] = []
+            for name, op_args in OPERATIONS:
+                start = len(recorder.statements)
+                _dbt(["run-operation", name, "--args", json.dumps(op_args), *common])
+                operations.append((name, start))
+        finally:
+            os.environ.pop("DBT_TARGET_PATH", None)
+
+    manifest = json.loads((target_path / "manifest.json").read_text())
+    nodes = {uid: n for uid, n in manifest["nodes"].items() if n["package_name"] == PROJECT}
+    by_node: dict[str, list[str]] = {}
+    for st in recorder.statements:
+        if st.connection in nodes:
+            by_node.setdefault(st.connection, []).append(st.sql)
+
+    if output.exists():
+        shutil.rmtree(output)
+    index: dict[str, Any] = {"nodes": {}, "operations": {}}
+    for uid, statements in by_node.items():
+        rel = _node_path(nodes[uid]) + ".sql"
+        path = output / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_format(statements))
+        index["nodes"][uid] = rel
+    bounds = [start for _, start in operations] + [len(recorder.statements)]
+    for (name, start), end in zip(operations, bounds[1:]):
+        rel = f"operations/{name}.sql"
+        sql = [s.sql for s in recorder.statements[start:end] if s.connection not in nodes]
+        (output / rel).parent.mkdir(parents=True, exist_ok=True)
+        (output / rel).write_text(_format(sql))
+        index["operations"][name] = rel
+    (output / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingestion.redshift_sql", description=__doc__.split("\n")[0])
+    parser.add_argument("--project-dir", type=Path, default=REPO)
+    parser.add_argument("--output", type=Path, help="default: <project-dir>/target/redshift_sql")
+    args = parser.parse_args(argv)
+    output = args.output or args.project_dir / "target" / "redshift_sql"
+    index = compile_redshift(args.project_dir, output)
+    print(f"wrote Redshift SQL for {len(index['nodes'])} nodes and {len(index['operations'])} operations to {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

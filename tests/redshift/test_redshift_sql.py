@@ -1,0 +1,154 @@
+"""Every statement the project sends to Redshift, compiled offline and checked with sqlfluff."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingestion.redshift_sql import OPERATIONS
+from ingestion.redshift_sql_check import check_directory, check_sql, split_statements
+from tests.conftest import REPO
+
+OUTPUT = REPO / "target" / "redshift_sql"
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests/generic")
+
+
+def compile_offline(project_dir: Path, output: Path, profiles_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DBT_PROFILES_DIR": str(profiles_dir), "DBT_USE_COLORS": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "ingestion.redshift_sql", "--project-dir", str(project_dir), "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def profiles_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("profiles")
+    shutil.copy(REPO / "profiles.yml.example", d / "profiles.yml")
+    return d
+
+
+@pytest.fixture(scope="module")
+def compiled(profiles_dir) -> dict:
+    """`make compile-redshift` into the repo's target/redshift_sql (no network, no cluster)."""
+    result = compile_offline(REPO, OUTPUT, profiles_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((OUTPUT / "index.json").read_text())
+
+
+def test_every_file_parses_and_passes_the_redshift_checks(compiled):
+    findings = check_directory(OUTPUT)
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_every_project_node_has_its_redshift_sql(compiled):
+    manifest = json.loads((REPO / "target" / "redshift_offline" / "manifest.json").read_text())
+    nodes = {
+        uid for uid, n in manifest["nodes"].items()
+        if n["package_name"] == "atlas_analytics" and n["resource_type"] in ("model", "seed", "snapshot", "test")
+        and n["config"].get("enabled", True)
+    }
+    assert nodes, "the manifest lists no nodes"
+    missing = sorted(nodes - set(compiled["nodes"]))
+    assert not missing, f"nodes without compiled Redshift SQL: {missing}"
+    for rel in compiled["nodes"].values():
+        assert (OUTPUT / rel).read_text().strip(), rel
+
+
+def test_every_project_macro_is_compiled_through_a_node_or_an_operation(compiled):
+    manifest = json.loads((REPO / "target" / "redshift_offline" / "manifest.json").read_text())
+    macros = {m["name"]: m for m in manifest["macros"].values() if m["package_name"] == "atlas_analytics"}
+    deps = {name: [d.rsplit(".", 1)[-1] for d in m["depends_on"]["macros"]] for name, m in macros.items()}
+    seen: set[str] = set()
+    todo = [d.rsplit(".", 1)[-1] for n in manifest["nodes"].values() if n["package_name"] == "atlas_analytics"
+            for d in n["depends_on"]["macros"]]
+    todo += [name for name, _ in OPERATIONS]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in macros:
+            continue
+        seen.add(name)
+        todo += deps.get(name, [])
+        # adapter.dispatch resolves at run time (the redshift/default variants run on Redshift), and
+        # project macros called by package-qualified name are found in the macro's text.
+        todo += [f"redshift__{name}", f"default__{name}"]
+        todo += re.findall(r"atlas_analytics\.(\w+)\(", macros[name]["macro_sql"])
+    unreached = sorted(
+        name for name in macros
+        if name not in seen and not name.startswith("duckdb__")
+        and not (name.startswith("default__") and f"redshift__{name[len('default__'):]}" in macros)
+    )
+    assert not unreached, f"macros whose Redshift SQL is never compiled: {unreached}"
+
+
+def test_staging_uses_super_navigation_and_late_binding_views(compiled):
+    sql = (OUTPUT / "models/staging/atlas/stg_atlas__customer_activity.sql").read_text()
+    assert "cast(source.usage.day.minutes as double precision)" in sql
+    assert "get_array_length(source.service_calls)" in sql
+    assert "convert_timezone('UTC', source.record_date)" in sql
+    assert "json_extract" not in sql
+    assert re.search(r"\)\s*with no schema binding;", sql)
+
+
+def test_a_duckdb_only_function_fails_naming_the_model_and_line(profiles_dir, tmp_path):
+    project = tmp_path / "project"
+    for item in PROJECT_FILES:
+        src, dst = REPO / item, project / item
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    mart = project / "models/marts/customer_activity.sql"
+    mart.write_text(mart.read_text().replace(
+        "cast(phone as varchar(8)) as phone,", "cast(phone as varchar(8)) as phone,\n        list_sort(list_value(1, 2)) as oops,"
+    ))
+    out = tmp_path / "redshift_sql"
+    result = compile_offline(project, out, profiles_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    findings = check_directory(out)
+    hits = [f for f in findings if f.file == "models/marts/customer_activity.sql"]
+    assert {"function 'list_sort' is not a Redshift function", "function 'list_value' is not a Redshift function"} <= {f.message for f in hits}
+    compiled_lines = (out / "models/marts/customer_activity.sql").read_text().splitlines()
+    for f in hits:
+        assert "list_sort(list_value(1, 2)) as oops" in compiled_lines[f.line - 1]
+    assert all(f.file.startswith("models/marts/") for f in findings)
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("select json_extract_string(customer, '$.state') from t", "function 'json_extract_string' is not a Redshift function"),
+        ("select customer->>'state' from t", "DuckDB-only syntax '->>'"),
+        ("select try_cast(x as int) from t", "function 'try_cast' is not a Redshift function"),
+        ("create view v as select 1 as x", "view is not late-binding"),
+        ("select from where", "unparsable"),
+    ],
+)
+def test_checks_catch_constructs_redshift_rejects(sql, message):
+    findings = check_sql("models/x.sql", sql + ";\n")
+    assert any(message in f.message for f in findings), findings
+    assert all(f.line == 1 for f in findings)
+
+
+def test_statements_that_need_autocommit_are_refused_inside_a_transaction():
+    sql = "BEGIN;\n\ncreate external table spectrum.t (a int) stored as parquet location 's3://b/p/';\n\nCOMMIT;\n"
+    findings = check_sql("operations/x.sql", sql)
+    assert [(f.line, "cannot run inside a transaction block" in f.message) for f in findings] == [(3, True)]
+    assert not [f for f in check_sql("operations/x.sql", sql.replace("BEGIN;\n\n", "")) if "transaction" in f.message]
+
+
+def test_string_literals_do_not_trigger_checks():
+    assert check_sql("m.sql", "select 'a->>b' as x, 'list_value(1)' as y;\n") == []
+
+
+def test_statement_lines_are_counted_across_statements():
+    sql = "select 1;\n\nselect\n  2;\n\n\nselect 3;\n"
+    assert [line for line, _ in split_statements(sql)] == [1, 3, 7]
