@@ -1,19 +1,21 @@
 """BSON values to warehouse values: the one place that decides how each BSON type lands.
 
-Top-level scalars become typed columns; nested documents and arrays become JSON text (JSON on
-DuckDB, SUPER on Redshift). The mapping is documented in docs/bson_types.md.
+Top-level scalars become typed columns; nested documents and arrays become JSON (JSON on DuckDB,
+SUPER on Redshift). The mapping is documented, type by type, in docs/bson_types.md.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
-from bson import Binary, Code, DatetimeMS, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, DatetimeMS, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp, json_util
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, DatetimeConversion
 
@@ -25,9 +27,13 @@ CODEC_OPTIONS: CodecOptions = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 
-# Column kinds: the warehouse-facing type of a top-level field.
-# Named as dlt's data types, so kinds can be read back from a stored dlt schema.
-TEXT, BOOL, BIGINT, DOUBLE, TIMESTAMP, JSON = "text", "bool", "bigint", "double", "timestamp", "json"
+# Column kinds: the warehouse-facing type of a top-level field, named as dlt's data types so that
+# kinds can be read back from a stored dlt schema.
+TEXT, BOOL, BIGINT, DOUBLE, TIMESTAMP, DECIMAL, JSON = "text", "bool", "bigint", "double", "timestamp", "decimal", "json"
+
+# Decimal128 lands in decimal(38, 9) when that holds the value exactly; otherwise as exact text.
+DECIMAL_PRECISION, DECIMAL_SCALE = 38, 9
+_MAX_INTEGER_DIGITS = DECIMAL_PRECISION - DECIMAL_SCALE
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     TEXT: pa.string(),
@@ -35,6 +41,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     BIGINT: pa.int64(),
     DOUBLE: pa.float64(),
     TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    DECIMAL: pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
     JSON: pa.string(),
 }
 
@@ -48,10 +55,20 @@ _KIND_BY_TYPE: dict[type, str] = {
     Int64: BIGINT,
     float: DOUBLE,
     datetime: TIMESTAMP,
-    Decimal128: TEXT,
     dict: JSON,
     list: JSON,
 }
+
+
+def decimal_fits(value: Decimal) -> bool:
+    """True when decimal(38, 9) holds `value` exactly."""
+    if not value.is_finite():
+        return False
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent < -DECIMAL_SCALE and any(digits[exponent + DECIMAL_SCALE :]):
+        return False  # non-zero digits beyond the 9th decimal place
+    return len(digits) + exponent <= _MAX_INTEGER_DIGITS
 
 
 def kind_of(value: Any) -> str:
@@ -59,14 +76,16 @@ def kind_of(value: Any) -> str:
     kind = _KIND_BY_TYPE.get(type(value))
     if kind is not None:
         return kind
+    if isinstance(value, Decimal128):
+        return DECIMAL if decimal_fits(value.to_decimal()) else TEXT
     if isinstance(value, Binary):
         return TEXT
     return JSON
 
 
 def binary_to_text(value: Binary) -> str:
-    """UUID subtypes as canonical UUID strings (legacy subtype 3 read as Java/C#/Python-legacy
-    is ambiguous, so it is read as the Python legacy layout); any other binary as base64."""
+    """UUID subtypes as canonical UUID strings (legacy subtype 3 read in the Python legacy byte
+    order); any other binary as base64."""
     if value.subtype == 4:
         return str(value.as_uuid(UuidRepresentation.STANDARD))
     if value.subtype == 3:
@@ -84,6 +103,18 @@ def to_text(value: Any) -> str:
     if isinstance(value, Decimal128):
         return str(value.to_decimal())  # exact digits, never through float
     return str(value)
+
+
+def to_decimal(value: Decimal128) -> Decimal:
+    return value.to_decimal()
+
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def non_finite_text(value: float) -> str:
+    """JSON has no NaN or Infinity: they travel as these strings."""
+    return "NaN" if value != value else _NON_FINITE[value]
 
 
 def _json_default(value: Any) -> Any:
@@ -109,8 +140,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"unsupported BSON value of type {type(value).__name__}")
 
 
+def _replace_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return non_finite_text(value)
+    if isinstance(value, dict):
+        return {k: _replace_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_non_finite(v) for v in value]
+    return value
+
+
 def to_json(value: Any) -> str:
-    return orjson.dumps(value, default=_json_default).decode("utf-8")
+    out = orjson.dumps(value, default=_json_default)
+    # orjson writes NaN/Infinity as null; only when a null appears can one have been rewritten.
+    if b"null" in out:
+        fixed = _replace_non_finite(value)
+        out = orjson.dumps(fixed, default=_json_default)
+    return out.decode("utf-8")
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -119,12 +165,14 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     BIGINT: int,
     DOUBLE: float,
     TIMESTAMP: lambda v: v,
+    DECIMAL: to_decimal,
     JSON: to_json,
 }
 
 
 def id_to_text(value: Any) -> str:
-    """`_id` is always a string: ObjectId as 24-char hex, strings as is, anything else as JSON."""
+    """`_id` is always text: ObjectId as 24-char hex and strings as they are; any other type as
+    canonical extended JSON (`{"$numberInt": "5"}`), so the int 5 and the string "5" stay distinct."""
     if isinstance(value, (ObjectId, str)):
         return str(value)
-    return to_json(value)
+    return json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS)

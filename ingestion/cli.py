@@ -33,11 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--uri", default=os.environ.get("ATLAS_URI"), help="MongoDB URI (default: $ATLAS_URI)")
     run.add_argument("--database", required=True)
     run.add_argument("--collections", required=True, help="comma-separated collection names")
-    run.add_argument("--destination", default="local", help="local (DuckDB)")
+    run.add_argument("--destination", default="local", help="local (DuckDB), s3 (files) or redshift")
     run.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
-    run.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables")
+    run.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables (local, redshift)")
+    run.add_argument("--bucket-url", help="s3://bucket or a folder (s3); the S3 staging location (redshift); default $ATLAS_BUCKET_URL")
+    run.add_argument("--prefix", default="atlas", help="key prefix under the bucket (default: atlas)")
+    run.add_argument("--file-format", default="jsonl", help="jsonl (gzip) or parquet, for --destination s3")
+    per = run.add_argument_group("per-collection settings (override [sources.atlas.collections.<name>] in .dlt/config.toml)")
+    per.add_argument("--mode", help="full (replace) or incremental (merge on _id by cursor field)")
+    per.add_argument("--cursor-field", help="incremental cursor, e.g. updated_at")
+    per.add_argument("--filter", help="a MongoDB query as JSON, applied on the server")
+    per.add_argument("--projection", help="a MongoDB projection as JSON")
+    per.add_argument("--write-disposition", help="replace, merge or append (default: by mode)")
+    per.add_argument("--workers", type=int, help="parallel readers over _id ranges (default 1)")
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
-    run.add_argument("--batch-docs", type=int, default=10_000, help="documents per Arrow batch")
+    run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     local = sub.add_parser("local", help="the local MongoDB-wire server")
@@ -56,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ingestion.destinations import DestinationConfig
     from ingestion.pipeline import RunConfig, run
 
     if not args.uri:
@@ -64,22 +75,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         uri=args.uri,
         database=args.database,
         collections=[c.strip() for c in args.collections.split(",") if c.strip()],
-        destination=args.destination,
-        warehouse=args.warehouse,
-        dataset=args.dataset,
+        destination=DestinationConfig(
+            name=args.destination, warehouse=args.warehouse, dataset=args.dataset,
+            bucket_url=args.bucket_url, prefix=args.prefix, file_format=args.file_format,
+        ),
         pipelines_dir=args.pipelines_dir,
         batch_docs=args.batch_docs,
+        overrides={
+            "mode": args.mode, "cursor_field": args.cursor_field, "filter": args.filter,
+            "projection": args.projection, "write_disposition": args.write_disposition, "workers": args.workers,
+        },
     )
     summary = run(config)
     if args.json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(summary.as_dict(), default=str))
         return 0
     print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s")
     for t in summary.tables:
-        drift = ""
+        notes = [f"{t.quarantined} quarantined (see {summary.dataset}._atlas_quarantine)"] if t.quarantined else []
         if t.variant_columns:
-            drift = f"; type drift into {', '.join(t.variant_columns)}"
-        print(f"  {t.collection} -> {summary.dataset}.{t.table}: {t.documents_read} documents read, {t.rows_loaded} rows loaded{drift}")
+            notes.append(f"type drift into {', '.join(t.variant_columns)}")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        print(f"  {t.collection} -> {summary.dataset}.{t.table} [{t.mode}]: {t.documents_read} documents read, {t.rows_loaded} rows loaded{extra}")
+        for w in t.warnings:
+            print(f"  warning: {w}")
     return 0
 
 

@@ -13,6 +13,7 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import duckdb  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
+from ingestion.destinations import DestinationConfig  # noqa: E402
 from ingestion.errors import IngestError  # noqa: E402
 from ingestion.local_server import LocalServer  # noqa: E402
 from ingestion.pipeline import RunConfig, run  # noqa: E402
@@ -35,7 +36,10 @@ def main() -> int:
         with MongoClient(server.uri) as client:
             seeded = seed_collection(client, DEMO_DOCS)
         print(f"seeded {seeded} documents into {DEFAULT_DATABASE}.{DEFAULT_COLLECTION} at {server.uri}")
-        summary = run(RunConfig(uri=server.uri, database=DEFAULT_DATABASE, collections=[DEFAULT_COLLECTION], warehouse=WAREHOUSE))
+        summary = run(RunConfig(
+            uri=server.uri, database=DEFAULT_DATABASE, collections=[DEFAULT_COLLECTION],
+            destination=DestinationConfig(warehouse=WAREHOUSE),
+        ))
     except IngestError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,26 +1,132 @@
-"""dlt destinations selected by `--destination`."""
+"""Destinations chosen with `--destination`: local DuckDB, an S3 landing zone, or Redshift.
+
+| destination | what dlt writes | nested data |
+|---|---|---|
+| local    | parquet into DuckDB, dataset `raw_atlas` | JSON columns |
+| s3       | `<bucket_url>/<prefix>/<database>/<collection>/load_date=YYYY-MM-DD/<load id>.<file id>.jsonl.gz` (or `.parquet`) | JSON objects in jsonl; JSON text in parquet |
+| redshift | jsonl.gz staged on S3, then `COPY ... FORMAT AS JSON 'auto'` into `raw_atlas` | SUPER |
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dlt
+from dlt.common.configuration.specs import AwsCredentials
 
 from ingestion.errors import ConfigError
+from ingestion.source import ItemFormat
 
-DESTINATIONS = ("local",)
+DESTINATIONS = ("local", "s3", "redshift")
+FILE_FORMATS = ("jsonl", "parquet")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+S3_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/{load_id}.{file_id}.{ext}"
+# Redshift refuses JSON objects over 4 MB in COPY; larger rows are quarantined instead.
+REDSHIFT_MAX_JSON_BYTES = 4 * 1024 * 1024
 
 
-def build_destination(name: str, warehouse: Path = DEFAULT_WAREHOUSE) -> Any:
-    """The dlt destination object for `name`."""
-    if name == "local":
-        warehouse.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(str(warehouse.resolve()))
-    raise ConfigError(f"unknown destination '{name}': choose one of {', '.join(DESTINATIONS)}")
+@dataclass(frozen=True)
+class DestinationConfig:
+    name: str = "local"
+    warehouse: Path = DEFAULT_WAREHOUSE
+    dataset: str = "raw_atlas"
+    bucket_url: str | None = None
+    prefix: str = "atlas"
+    file_format: Literal["jsonl", "parquet"] = "jsonl"
+
+    def validate(self) -> "DestinationConfig":
+        if self.name not in DESTINATIONS:
+            raise ConfigError(f"unknown destination '{self.name}': choose one of {', '.join(DESTINATIONS)}")
+        if self.file_format not in FILE_FORMATS:
+            raise ConfigError(f"unknown file format '{self.file_format}': choose one of {', '.join(FILE_FORMATS)}")
+        if self.name in ("s3", "redshift") and not self.resolved_bucket_url():
+            flag = "--bucket-url" if self.name == "s3" else "--bucket-url (the S3 staging location)"
+            raise ConfigError(f"destination '{self.name}' needs {flag} or ATLAS_BUCKET_URL")
+        if self.name == "redshift" and not self.resolved_bucket_url().startswith("s3://"):
+            raise ConfigError("Redshift COPY loads only from S3: --bucket-url must start with s3://")
+        return self
+
+    def resolved_bucket_url(self) -> str:
+        return (self.bucket_url or os.environ.get("ATLAS_BUCKET_URL") or "").rstrip("/")
 
 
-def loader_file_format(name: str) -> str:
-    """Arrow batches are written as parquet: no per-row normalization on the way to the warehouse."""
-    return "parquet"
+@dataclass(frozen=True)
+class ResolvedDestination:
+    destination: Any
+    staging: Any
+    dataset: str
+    item_format: ItemFormat
+    loader_file_format: str
+    max_row_bytes: int | None
+    is_sql: bool = True
+
+
+def aws_credentials() -> AwsCredentials:
+    """The AWS default chain (env, profile, instance role), plus a custom S3 endpoint when
+    AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL is set (S3-compatible servers)."""
+    credentials = AwsCredentials()
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        credentials.endpoint_url = endpoint
+    credentials.region_name = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    credentials.on_partial()  # fills keys from the default chain when they are not configured
+    return credentials
+
+
+def _filesystem(bucket_url: str) -> Any:
+    if bucket_url.startswith("s3://"):
+        return dlt.destinations.filesystem(bucket_url=bucket_url, layout=S3_LAYOUT, credentials=aws_credentials())
+    return dlt.destinations.filesystem(bucket_url=bucket_url, layout=S3_LAYOUT)
+
+
+def _redshift_credentials() -> Any:
+    """From the same REDSHIFT_* variables the dbt profile reads; otherwise dlt's own config
+    (`[destination.redshift.credentials]` in .dlt/secrets.toml)."""
+    if not os.environ.get("REDSHIFT_HOST"):
+        return None
+    from dlt.destinations.impl.redshift.configuration import RedshiftCredentials
+
+    credentials = RedshiftCredentials()
+    credentials.host = os.environ["REDSHIFT_HOST"]
+    credentials.port = int(os.environ.get("REDSHIFT_PORT", "5439"))
+    credentials.database = os.environ.get("REDSHIFT_DATABASE", "dev")
+    credentials.username = os.environ.get("REDSHIFT_USER")
+    credentials.password = os.environ.get("REDSHIFT_PASSWORD")
+    return credentials
+
+
+class AtomicReplaceRedshift(dlt.destinations.redshift):
+    """dlt's Redshift destination, replacing tables with DELETE instead of TRUNCATE: on Redshift
+    TRUNCATE commits the open transaction, so a failure after it would leave the table empty."""
+
+    def _raw_capabilities(self) -> Any:
+        caps = super()._raw_capabilities()
+        caps.supports_truncate_command = False
+        return caps
+
+
+def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
+    """The dlt destination objects and file formats for `config`."""
+    config.validate()
+    if config.name == "local":
+        config.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        return ResolvedDestination(
+            dlt.destinations.duckdb(str(config.warehouse.resolve())), None, config.dataset, "arrow", "parquet", None
+        )
+    bucket = config.resolved_bucket_url()
+    if config.name == "s3":
+        url = f"{bucket}/{config.prefix}" if config.prefix else bucket
+        if "://" not in url:
+            Path(url).mkdir(parents=True, exist_ok=True)
+            url = Path(url).resolve().as_uri()
+        item_format: ItemFormat = "jsonl" if config.file_format == "jsonl" else "arrow"
+        return ResolvedDestination(_filesystem(url), None, database, item_format, config.file_format, None, is_sql=False)
+    staging_url = f"{bucket}/{config.prefix}" if config.prefix else bucket
+    destination = AtomicReplaceRedshift(
+        credentials=_redshift_credentials(),
+        staging_iam_role=os.environ.get("REDSHIFT_IAM_ROLE") or None,
+    )
+    return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_MAX_JSON_BYTES)

@@ -16,14 +16,15 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
-from ingestion.destinations import DEFAULT_WAREHOUSE, DESTINATIONS, build_destination, loader_file_format
+from ingestion.config import CollectionConfig, collection_config
+from ingestion.destinations import DestinationConfig, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
 from ingestion.redact import redact_uri
-from ingestion.source import CollectionSpec, ExtractStats, collection_resource
+from ingestion.source import QUARANTINE_TABLE, CollectionStats, collection_resource
 
-DEFAULT_DATASET = "raw_atlas"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
 _MISMATCH_WARNING = "when merging arrow schema with dlt schema"
+log = logging.getLogger("atlas_ingest")
 
 
 @dataclass
@@ -31,39 +32,39 @@ class RunConfig:
     uri: str
     database: str
     collections: list[str]
-    destination: str = "local"
-    warehouse: Path = DEFAULT_WAREHOUSE
-    dataset: str = DEFAULT_DATASET
+    destination: DestinationConfig = field(default_factory=DestinationConfig)
     pipelines_dir: Path | None = None
     batch_docs: int = 10_000
     server_timeout_ms: int = 5_000
+    overrides: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self) -> None:
-        if self.destination not in DESTINATIONS:
-            raise ConfigError(
-                f"unknown destination '{self.destination}': choose one of {', '.join(DESTINATIONS)}"
-            )
+    def validate(self) -> list[CollectionConfig]:
+        self.destination.validate()
         if not self.collections:
             raise ConfigError("no collections given: pass --collections a,b")
-        for name in [self.database, self.dataset, *self.collections]:
+        for name in [self.database, self.destination.dataset, *self.collections]:
             if not _NAME.match(name):
                 raise ConfigError(f"invalid name '{name}': use letters, digits, '_', '-' or '.'")
         if self.batch_docs < 1:
             raise ConfigError("--batch-docs must be at least 1")
+        return [collection_config(name, self.overrides) for name in self.collections]
 
     @property
     def pipeline_name(self) -> str:
-        return f"atlas_{self.database}_{self.destination}".replace(".", "_").replace("-", "_")
+        return re.sub(r"[^a-z0-9_]", "_", f"atlas_{self.database}_{self.destination.name}".lower())
 
 
 @dataclass
 class TableSummary:
     collection: str
     table: str
+    mode: str
     documents_read: int
     rows_loaded: int
+    quarantined: int
     new_columns: list[str] = field(default_factory=list)
     variant_columns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class RunSummary:
     pipeline: str
     destination: str
     dataset: str
+    load_id: str | None
     elapsed_s: float
     tables: list[TableSummary]
 
@@ -79,6 +81,7 @@ class RunSummary:
             "pipeline": self.pipeline,
             "destination": self.destination,
             "dataset": self.dataset,
+            "load_id": self.load_id,
             "elapsed_s": round(self.elapsed_s, 3),
             "tables": [t.__dict__ for t in self.tables],
         }
@@ -114,8 +117,7 @@ def connect(uri: str, timeout_ms: int = 5_000) -> MongoClient:
     except PyMongoError:
         client.close()
         raise SourceError(
-            f"cannot reach MongoDB at {redact_uri(uri)}: "
-            "check the URI and that the server is running and reachable"
+            f"cannot reach MongoDB at {redact_uri(uri)}: check the URI and that the server is running and reachable"
         ) from None
     return client
 
@@ -125,12 +127,27 @@ def _known_kinds(schema: Schema | None, table: str) -> dict[str, str]:
     if schema is None:
         return {}
     columns = schema.tables.get(table, {}).get("columns", {})
-    return {name: col["data_type"] for name, col in columns.items() if "data_type" in col and not name.startswith("_dlt")}
+    return {
+        name: col["data_type"] for name, col in columns.items()
+        if "data_type" in col and not name.startswith("_dlt") and not name.startswith("_atlas")
+    }
+
+
+def _index_warning(client: MongoClient, database: str, config: CollectionConfig) -> str | None:
+    if config.mode != "incremental" or not config.cursor_field:
+        return None
+    indexes = client[database][config.name].index_information()
+    if any(info["key"][0][0] == config.cursor_field for info in indexes.values()):
+        return None
+    return (
+        f"cursor field '{config.cursor_field}' of '{config.name}' has no index: every incremental run scans "
+        f"the whole collection; create one with db.{config.name}.createIndex({{{config.cursor_field}: 1}})"
+    )
 
 
 def run(config: RunConfig) -> RunSummary:
     """Load every configured collection; raises an IngestError subclass on any user-fixable failure."""
-    config.validate()
+    collections = config.validate()
     started = time.monotonic()
     client = connect(config.uri, config.server_timeout_ms)
     try:
@@ -139,49 +156,65 @@ def run(config: RunConfig) -> RunSummary:
             existing = set(db.list_collection_names())
         except PyMongoError as exc:
             raise SourceError(f"cannot list collections of '{config.database}': {redact_uri(str(exc))}") from None
-        missing = [c for c in config.collections if c not in existing]
+        missing = [c.name for c in collections if c.name not in existing]
         if missing:
             found = ", ".join(sorted(existing)) or "none"
-            raise SourceError(
-                f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})"
-            )
+            raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")
 
         logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-        # Replace loads go to a staging dataset first and swap in one transaction: a failed
-        # run leaves the previous table intact.
-        dlt.config["destination.replace_strategy"] = "insert-from-staging"
+        target = resolve(config.destination, config.database)
+        if target.is_sql:
+            # Replace loads go to a staging dataset first and swap in one transaction: a failed
+            # run leaves the previous table intact.
+            dlt.config["destination.replace_strategy"] = "insert-from-staging"
         pipeline = dlt.pipeline(
             pipeline_name=config.pipeline_name,
-            destination=build_destination(config.destination, config.warehouse),
-            dataset_name=config.dataset,
+            destination=target.destination,
+            staging=target.staging,
+            dataset_name=target.dataset,
             pipelines_dir=str(config.pipelines_dir) if config.pipelines_dir else None,
         )
-        stats = ExtractStats()
         stored = pipeline.default_schema if pipeline.default_schema_name else None
-        resources = [
-            collection_resource(
-                client, config.database, CollectionSpec(name), stats,
-                known_kinds=_known_kinds(stored, table_name(name)), batch_docs=config.batch_docs,
-            )
-            for name in config.collections
-        ]
+        stats: dict[str, CollectionStats] = {}
+        warnings: dict[str, list[str]] = {}
+        resources = []
+        for cc in collections:
+            table = table_name(cc.name)
+            s = stats[cc.name] = CollectionStats()
+            s.registry.kinds.update(_known_kinds(stored, table))
+            warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
+            for w in warnings[cc.name]:
+                log.warning(w)
+            resources.append(collection_resource(
+                client, config.database, cc, table, s, target.item_format, config.batch_docs, target.max_row_bytes,
+            ))
         try:
-            pipeline.run(resources, loader_file_format=loader_file_format(config.destination))
+            pipeline.run(resources, loader_file_format=target.loader_file_format)
         except PipelineStepFailed as exc:
             raise DestinationError(
-                f"{exc.step} step failed for destination '{config.destination}': {redact_uri(str(exc.exception))}"
+                f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
             ) from None
-        row_counts = pipeline.last_trace.last_normalize_info.row_counts
+        trace = pipeline.last_trace
+        row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+        load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
         tables = []
-        for name in config.collections:
-            table = table_name(name)
-            registry = stats.registries[name]
-            read = stats.documents_read.get(name, 0)
-            loaded = row_counts.get(table, 0)
-            if read != loaded:
-                raise IngestError(f"collection '{name}': read {read} documents but loaded {loaded} rows")
-            tables.append(TableSummary(name, table, read, loaded, registry.new_columns, registry.variant_columns))
+        for cc in collections:
+            table, s = table_name(cc.name), stats[cc.name]
+            # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
+            loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
+            if s.documents_read != loaded + s.quarantined:
+                raise IngestError(
+                    f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
+                    f"and quarantined {s.quarantined}"
+                )
+            tables.append(TableSummary(
+                cc.name, table, cc.mode, s.documents_read, loaded, s.quarantined,
+                s.registry.new_columns, s.registry.variant_columns, warnings[cc.name],
+            ))
     finally:
         client.close()
-    return RunSummary(config.pipeline_name, config.destination, config.dataset, time.monotonic() - started, tables)
+    return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started, tables)
+
+
+__all__ = ["QUARANTINE_TABLE", "RunConfig", "RunSummary", "TableSummary", "connect", "run", "table_name"]

@@ -173,7 +173,7 @@ def _format(statements: list[str]) -> str:
     return "\n\n".join(s.strip().rstrip(";") + ";" for s in statements if s.strip()) + "\n"
 
 
-def compile_redshift(project_dir: Path = REPO, output: Path | None = None) -> dict[str, Any]:
+def compile_redshift(project_dir: Path = REPO, output: Path | None = None, include_ingestion: bool = True) -> dict[str, Any]:
     """Write every statement for the redshift target under `output`; returns the index."""
     output = output or project_dir / "target" / "redshift_sql"
     profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR", project_dir / ".dbt-profiles"))
@@ -215,6 +215,15 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None) -> di
         (output / rel).parent.mkdir(parents=True, exist_ok=True)
         (output / rel).write_text(_format(sql))
         index["operations"][name] = rel
+    index["ingestion"] = {}
+    if include_ingestion:
+        from ingestion.redshift_offline_load import record_redshift_load
+
+        for name, statements in record_redshift_load().items():
+            rel = f"ingestion/dlt_redshift_{name}.sql"
+            (output / rel).parent.mkdir(parents=True, exist_ok=True)
+            (output / rel).write_text(_format(statements))
+            index["ingestion"][name] = rel
     (output / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True))
     return index
 
@@ -223,10 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingestion.redshift_sql", description=__doc__.split("\n")[0])
     parser.add_argument("--project-dir", type=Path, default=REPO)
     parser.add_argument("--output", type=Path, help="default: <project-dir>/target/redshift_sql")
+    parser.add_argument("--models-only", action="store_true", help="skip the ingestion (dlt) statements")
     args = parser.parse_args(argv)
     output = args.output or args.project_dir / "target" / "redshift_sql"
-    index = compile_redshift(args.project_dir, output)
-    print(f"wrote Redshift SQL for {len(index['nodes'])} nodes and {len(index['operations'])} operations to {output}")
+    index = compile_redshift(args.project_dir, output, include_ingestion=not args.models_only)
+    print(
+        f"wrote Redshift SQL for {len(index['nodes'])} nodes, {len(index['operations'])} operations "
+        f"and {len(index['ingestion'])} ingestion runs to {output}"
+    )
     return 0
 
 

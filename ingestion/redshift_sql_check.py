@@ -99,6 +99,9 @@ def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[
         if head in ("commit", "end", "rollback"):
             in_transaction = False
             continue
+        parts = [p for p in bare.split(";") if p.strip()]
+        if any(re.match(r"\s*truncate\b", p, re.IGNORECASE) for p in parts) and (in_transaction or len(parts) > 1):
+            findings.append(Finding(name, first_line, "TRUNCATE commits the open transaction on Redshift: use DELETE FROM to keep the change atomic"))
         if in_transaction and OUTSIDE_TRANSACTION.match(bare):
             findings.append(Finding(name, first_line, f"'{head.split(chr(10))[0][:60]}' cannot run inside a transaction block"))
         parsed = linter.parse_string(statement)

@@ -1,73 +1,151 @@
-"""The dlt source: one resource per MongoDB collection, yielding Arrow tables of raw BSON batches."""
+"""The dlt source: one resource per MongoDB collection, full or incremental.
+
+Batches leave as Arrow tables (written to parquet by dlt, no row normalization) or, for
+destinations that need nested data as real JSON (Redshift COPY, the S3 jsonl landing zone), as
+gzip JSON-lines files that dlt imports as they are.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Literal
 
-import bson
 import dlt
-import pyarrow as pa
+from bson import json_util
 from dlt.extract.resource import DltResource
 from pymongo import MongoClient
 
-from ingestion.arrow_batches import ColumnRegistry, documents_to_table, json_columns
-from ingestion.bson_types import CODEC_OPTIONS
+from ingestion.batches import LOAD_ID, ColumnRegistry, ConvertedBatch, Quarantined, convert_documents, quarantine_rows
+from ingestion.config import CollectionConfig
+from ingestion.extract import id_range_filters, read_parallel
 
-
-@dataclass(frozen=True)
-class CollectionSpec:
-    """How one collection is extracted."""
-
-    name: str
-    filter: dict[str, Any] = field(default_factory=dict)
-    projection: dict[str, Any] | None = None
-    write_disposition: str = "replace"
-    primary_key: str = "_id"
+QUARANTINE_TABLE = "_atlas_quarantine"
+ItemFormat = Literal["arrow", "jsonl"]
 
 
 @dataclass
-class ExtractStats:
-    """Documents read per collection, filled while the resources run."""
+class CollectionStats:
+    """What one resource did in this run, filled while it runs."""
 
-    documents_read: dict[str, int] = field(default_factory=dict)
-    registries: dict[str, ColumnRegistry] = field(default_factory=dict)
-
-
-def _table_batches(
-    client: MongoClient, database: str, spec: CollectionSpec, registry: ColumnRegistry,
-    stats: ExtractStats, batch_docs: int,
-) -> Iterator[pa.Table]:
-    collection = client[database][spec.name]
-    extracted_at = datetime.now(timezone.utc)
-    stats.documents_read[spec.name] = 0
-    pending: list[dict[str, Any]] = []
-    # Raw batches: the server's reply buffers are decoded in C, in one call per reply.
-    for raw in collection.find_raw_batches(spec.filter, spec.projection, batch_size=batch_docs):
-        pending.extend(bson.decode_all(raw, CODEC_OPTIONS))
-        if len(pending) >= batch_docs:
-            yield _with_hints(documents_to_table(pending, registry, extracted_at), registry)
-            stats.documents_read[spec.name] += len(pending)
-            pending = []
-    if pending:
-        yield _with_hints(documents_to_table(pending, registry, extracted_at), registry)
-        stats.documents_read[spec.name] += len(pending)
+    documents_read: int = 0
+    rows_written: int = 0
+    quarantined: int = 0
+    cursor_from: Any = None
+    cursor_to: Any = None
+    registry: ColumnRegistry = field(default_factory=ColumnRegistry)
 
 
-def _with_hints(table: pa.Table, registry: ColumnRegistry) -> Any:
-    return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=json_columns(registry)))
+def encode_cursor(value: Any) -> str:
+    """Cursor values are kept in dlt state as canonical extended JSON: exact for every BSON type."""
+    return json_util.dumps({"v": value}, json_options=json_util.CANONICAL_JSON_OPTIONS)
+
+
+def decode_cursor(text: str) -> Any:
+    return json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS)["v"]
+
+
+def incremental_filter(user_filter: dict[str, Any], cursor_field: str, last_value: Any) -> dict[str, Any]:
+    """Documents at or after the last cursor value, evaluated by the server (`$gte`: documents
+    sharing the boundary value are read again and merged on `_id`, never lost), plus documents
+    without a cursor value, which no range can reach."""
+    window = {"$or": [{cursor_field: {"$gte": last_value}}, {cursor_field: None}]}
+    return {"$and": [user_filter, window]} if user_filter else window
+
+
+def _max_cursor(docs: list[dict[str, Any]], path: str, current: Any) -> Any:
+    keys = path.split(".")
+    best = current
+    for doc in docs:
+        value: Any = doc
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if best is None:
+            best = value
+        else:
+            try:
+                if value > best:
+                    best = value
+            except TypeError:
+                pass  # a value of another BSON type than the cursor's: it cannot move the cursor
+    return best
 
 
 def collection_resource(
-    client: MongoClient, database: str, spec: CollectionSpec, stats: ExtractStats,
-    known_kinds: dict[str, str] | None = None, batch_docs: int = 10_000,
+    client: MongoClient,
+    database: str,
+    config: CollectionConfig,
+    table: str,
+    stats: CollectionStats,
+    item_format: ItemFormat = "arrow",
+    batch_docs: int = 10_000,
+    max_row_bytes: int | None = None,
 ) -> DltResource:
-    """A dlt resource for one collection; `known_kinds` are column kinds already in the warehouse."""
-    registry = stats.registries.setdefault(spec.name, ColumnRegistry(kinds=dict(known_kinds or {})))
+    """A dlt resource for one collection; `stats.registry` may hold kinds already in the warehouse."""
+    registry = stats.registry
+
+    def batches() -> Iterator[Any]:
+        collection = client[database][config.name]
+        query = dict(config.filter)
+        state = dlt.current.resource_state()
+        if config.mode == "incremental":
+            assert config.cursor_field
+            last = state.get("last_cursor")
+            if last is not None:
+                stats.cursor_from = decode_cursor(last)
+                query = incremental_filter(query, config.cursor_field, stats.cursor_from)
+        filters = id_range_filters(collection, query, config.workers * 2) if config.workers > 1 else [query]
+        extracted_at = datetime.now(timezone.utc)
+        cursor = stats.cursor_from
+        with tempfile.TemporaryDirectory(prefix="atlas-ingest-") as tmp:
+            for number, docs in enumerate(read_parallel(collection, filters, config.projection, batch_docs, config.workers)):
+                stats.documents_read += len(docs)
+                if config.cursor_field:
+                    cursor = _max_cursor(docs, config.cursor_field, cursor)
+                batch = convert_documents(docs, registry, extracted_at)
+                if batch.size:
+                    yield from _emit(batch, number, Path(tmp))
+                if batch.quarantined:
+                    yield _quarantine_item(batch.quarantined)
+        if config.cursor_field and cursor is not None:
+            stats.cursor_to = cursor
+            # Saved with the load package: it only advances when the rows it covers are loaded.
+            state["last_cursor"] = encode_cursor(cursor)
+
+    def _emit(batch: ConvertedBatch, number: int, tmp: Path) -> Iterator[Any]:
+        if item_format == "arrow":
+            stats.rows_written += batch.size
+            yield dlt.mark.with_hints(batch.to_arrow(), dlt.mark.make_hints(columns=registry.dlt_columns()))
+            return
+        path = tmp / f"{table}.{number}.jsonl.gz"
+        load_id = dlt.current.load_package_state()["load_id"]
+        before = len(batch.quarantined)
+        written = batch.write_jsonl(path, load_id=load_id, max_row_bytes=max_row_bytes)
+        stats.rows_written += written
+        columns = registry.dlt_columns()
+        columns[LOAD_ID] = {"name": LOAD_ID, "data_type": "text", "nullable": False}
+        if written:
+            yield dlt.mark.with_file_import(str(path), "jsonl", written, hints=dlt.mark.make_hints(columns=columns))
+        if len(batch.quarantined) > before and not written:
+            path.unlink(missing_ok=True)
+
+    def _quarantine_item(items: list[Quarantined]) -> Any:
+        stats.quarantined += len(items)
+        rows = quarantine_rows(config.name, items)
+        return dlt.mark.with_hints(
+            rows,
+            dlt.mark.make_hints(table_name=QUARANTINE_TABLE, write_disposition="append"),
+            create_table_variant=True,
+        )
+
     return dlt.resource(
-        _table_batches(client, database, spec, registry, stats, batch_docs),
-        name=spec.name,
-        write_disposition=spec.write_disposition,
-        primary_key=spec.primary_key,
-    )
+        batches,
+        name=table,
+        write_disposition=config.disposition,
+        primary_key=config.primary_key,
+        columns=registry.dlt_columns() if registry.kinds else None,
+    )()

@@ -145,6 +145,44 @@ def test_statements_that_need_autocommit_are_refused_inside_a_transaction():
     assert not [f for f in check_sql("operations/x.sql", sql.replace("BEGIN;\n\n", "")) if "transaction" in f.message]
 
 
+def test_truncate_inside_a_transaction_is_refused():
+    findings = check_sql("x.sql", "TRUNCATE TABLE t;\nINSERT INTO t SELECT * FROM s;\n")
+    assert any("TRUNCATE commits" in f.message for f in findings)
+    assert not check_sql("x.sql", "DELETE FROM t WHERE 1=1;\nINSERT INTO t SELECT * FROM s;\n")
+
+
+def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
+    assert set(compiled["ingestion"]) == {"full_load", "incremental_merge"}
+    full = (OUTPUT / compiled["ingestion"]["full_load"]).read_text()
+    table = re.search(r'CREATE TABLE "raw_atlas_staging"."customer_activity" \((.*?)\);', full, re.DOTALL)
+    assert table, "no staging table DDL recorded"
+    ddl = table.group(1)
+    for nested in ("customer", "plans", "usage", "billing", "service_calls"):
+        assert re.search(rf'"{nested}" super', ddl), nested
+    assert re.search(r'"_id" varchar\(512\) DISTKEY NOT NULL', ddl)
+    assert re.search(r'"_atlas_extracted_at" timestamp with time zone SORTKEY', ddl)
+    assert re.search(r'"record_date" timestamp with time zone', ddl)
+    copies = re.findall(r"COPY \"raw_atlas_staging\".\"customer_activity\"(.*?)MAXERROR 0", full, re.DOTALL)
+    assert copies, "no COPY recorded"
+    for copy in copies:
+        # JSON 'auto' puts nested objects into SUPER as objects (parquet strings would stay strings).
+        assert "FORMAT AS JSON 'auto'" in copy and "GZIP" in copy
+        assert "IAM_ROLE 'arn:aws:iam::" in copy and "aws_secret_access_key" not in copy
+    # The replace swaps in the staged rows with DELETE, which stays inside the transaction.
+    assert 'DELETE FROM "raw_atlas"."customer_activity"' in full and "TRUNCATE" not in full
+    merge = (OUTPUT / compiled["ingestion"]["incremental_merge"]).read_text()
+    assert re.search(r'DELETE FROM "raw_atlas"."customer_activity" WHERE EXISTS .*"_id" = ', merge)
+
+
+def test_no_super_value_is_inserted_without_json_parse(compiled):
+    for rel in compiled["ingestion"].values():
+        sql = (OUTPUT / rel).read_text()
+        super_tables = {m.group(1) for m in re.finditer(r'CREATE TABLE (\S+) \((?:(?!\);).)*? super', sql, re.DOTALL)}
+        for table in super_tables:
+            for insert in re.findall(rf"INSERT INTO {re.escape(table)}\b[^;]*VALUES[^;]*;", sql):
+                assert "json_parse" in insert.lower(), f"{rel}: SUPER value inserted as a string: {insert[:200]}"
+
+
 def test_string_literals_do_not_trigger_checks():
     assert check_sql("m.sql", "select 'a->>b' as x, 'list_value(1)' as y;\n") == []
 

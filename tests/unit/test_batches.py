@@ -1,11 +1,16 @@
 import json
 from datetime import datetime, timezone
 
+from decimal import Decimal
+
 import pyarrow as pa
-import pytest
 from bson import Decimal128, Int64, ObjectId
 
-from ingestion.arrow_batches import EXTRACTED_AT, ColumnRegistry, documents_to_table, json_columns
+from ingestion.batches import EXTRACTED_AT, ColumnRegistry, convert_documents
+
+
+def documents_to_table(docs, registry):
+    return convert_documents(docs, registry).to_arrow()
 
 
 def test_scalars_are_typed_and_nested_values_are_json():
@@ -25,12 +30,20 @@ def test_scalars_are_typed_and_nested_values_are_json():
     assert row["big"] == 2**62 + 1
     assert row["t"] == when
     assert json.loads(row["o"]) == {"k": [1, {"d": "2020-01-02T03:04:05+00:00"}]}
-    assert json_columns(reg) == {"o": {"data_type": "json"}}
+    assert {n: c["data_type"] for n, c in reg.dlt_columns().items() if c["data_type"] == "json"} == {"o": "json"}
 
 
-def test_decimal_is_exact_text():
-    table = documents_to_table([{"_id": 1, "d": Decimal128("12345678901234567890.123456789")}], ColumnRegistry())
-    assert table.to_pylist()[0]["d"] == "12345678901234567890.123456789"
+def test_decimal_is_exact_decimal_and_too_precise_ones_exact_text():
+    reg = ColumnRegistry()
+    table = documents_to_table([
+        {"_id": 1, "d": Decimal128("12345678901234567890.123456789")},
+        {"_id": 2, "d": Decimal128("0.1234567891")},
+    ], reg)
+    rows = table.to_pylist()
+    assert table.schema.field("d").type == pa.decimal128(38, 9)
+    assert rows[0]["d"] == Decimal("12345678901234567890.123456789")
+    assert rows[1]["d__v_text"] == "0.1234567891"
+    assert reg.variant_columns == ["d__v_text"]
 
 
 def test_missing_fields_are_null_and_column_order_is_first_seen():
@@ -56,6 +69,19 @@ def test_known_kinds_from_the_warehouse_are_respected():
     assert table.column_names[:2] == ["_id", "v__v_bigint"]
 
 
-def test_document_without_id_is_refused():
-    with pytest.raises(ValueError, match="_id"):
-        documents_to_table([{"x": 1}], ColumnRegistry())
+def test_document_without_id_is_quarantined():
+    batch = convert_documents([{"x": 1}, {"_id": "a", "x": 2}], ColumnRegistry())
+    assert batch.size == 1 and batch.columns["_id"] == ["a"]
+    assert [(q.document_id, q.reason) for q in batch.quarantined] == [("", "document has no _id")]
+
+
+def test_fields_colliding_on_one_column_are_quarantined_not_merged():
+    reg = ColumnRegistry()
+    batch = convert_documents([{"_id": "a", "userName": 1}, {"_id": "b", "user_name": 2}], reg)
+    assert batch.columns["user_name"] == [1]
+    assert [(q.document_id, "both map to column 'user_name'" in q.reason) for q in batch.quarantined] == [("b", True)]
+
+
+def test_ids_of_other_types_stay_distinct_from_strings():
+    batch = convert_documents([{"_id": 5}, {"_id": "5"}, {"_id": {"k": 1}}], ColumnRegistry())
+    assert batch.columns["_id"] == ['{"$numberInt": "5"}', "5", '{"k": {"$numberInt": "1"}}']

@@ -1,0 +1,100 @@
+"""Per-collection extraction settings: `.dlt/config.toml` first, CLI flags over it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping
+
+import dlt
+
+from ingestion.errors import ConfigError
+
+Mode = Literal["full", "incremental"]
+MODES: tuple[str, ...] = ("full", "incremental")
+WRITE_DISPOSITIONS = ("replace", "merge", "append")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """How one collection is extracted.
+
+    In `.dlt/config.toml`:
+
+        [sources.atlas.collections.customer_activity]
+        mode = "incremental"
+        cursor_field = "updated_at"
+        filter = '{"status": {"$ne": "test"}}'
+        projection = '{"internal_notes": 0}'
+        workers = 4
+    """
+
+    name: str
+    mode: Mode = "full"
+    cursor_field: str | None = None
+    primary_key: str = "_id"
+    filter: dict[str, Any] = field(default_factory=dict)
+    projection: dict[str, Any] | None = None
+    write_disposition: str | None = None
+    workers: int = 1
+
+    @property
+    def disposition(self) -> str:
+        """replace for full loads, merge on `_id` for incremental ones, unless set explicitly."""
+        return self.write_disposition or ("merge" if self.mode == "incremental" else "replace")
+
+    def validate(self) -> "CollectionConfig":
+        where = f"collection '{self.name}'"
+        if self.mode not in MODES:
+            raise ConfigError(f"{where}: unknown mode '{self.mode}': choose one of {', '.join(MODES)}")
+        if self.mode == "incremental" and not self.cursor_field:
+            raise ConfigError(f"{where}: incremental mode needs a cursor field (--cursor-field updated_at)")
+        if self.cursor_field and not _FIELD.match(self.cursor_field):
+            raise ConfigError(f"{where}: invalid cursor field '{self.cursor_field}'")
+        if self.primary_key != "_id":
+            raise ConfigError(f"{where}: the primary key is always _id (got '{self.primary_key}')")
+        if self.write_disposition is not None and self.write_disposition not in WRITE_DISPOSITIONS:
+            raise ConfigError(f"{where}: unknown write disposition '{self.write_disposition}': choose one of {', '.join(WRITE_DISPOSITIONS)}")
+        if self.workers < 1 or self.workers > 64:
+            raise ConfigError(f"{where}: workers must be between 1 and 64")
+        return self
+
+
+def parse_json_object(text: str | Mapping[str, Any] | None, what: str) -> dict[str, Any] | None:
+    """A filter or projection given as JSON text (CLI, toml string) or as a toml table."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, Mapping):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a JSON object")
+    return value
+
+
+def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> CollectionConfig:
+    """Settings for `name` from `sources.atlas.collections.<name>` in dlt's config, then `overrides`."""
+    stored = dlt.config.get(f"sources.atlas.collections.{name}") or {}
+    if not isinstance(stored, Mapping):
+        raise ConfigError(f"sources.atlas.collections.{name} in .dlt/config.toml must be a table")
+    merged = {**stored, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    unknown = set(merged) - {"mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers"}
+    if unknown:
+        raise ConfigError(f"collection '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
+    config = CollectionConfig(name=name)
+    config = replace(
+        config,
+        mode=merged.get("mode", config.mode),
+        cursor_field=merged.get("cursor_field", config.cursor_field),
+        primary_key=merged.get("primary_key", config.primary_key),
+        filter=parse_json_object(merged.get("filter"), f"filter of '{name}'") or {},
+        projection=parse_json_object(merged.get("projection"), f"projection of '{name}'"),
+        write_disposition=merged.get("write_disposition"),
+        workers=int(merged.get("workers", config.workers)),
+    )
+    return config.validate()

@@ -1,0 +1,158 @@
+"""The SQL that `atlas-ingest run --destination redshift` sends, recorded without a cluster.
+
+A real ingestion run (local MongoDB-wire server, S3-compatible server for the staging files)
+against the dlt Redshift destination, with psycopg2 replaced by a recorder that answers every
+query with an empty result: the schema, table DDL, COPY and merge statements dlt would run on
+Redshift for our tables. Used by `make compile-redshift`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+OFFLINE_IAM_ROLE = "arn:aws:iam::123456789012:role/atlas-ingest-offline"
+
+
+class _RecordingCursor:
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+        self.description = None
+        self.rowcount = 0
+
+    def execute(self, query: Any, args: Any = None) -> None:
+        sql = _render(query, args)
+        self._log.append(sql)
+        # Queries answer with no rows (nothing exists yet); other statements with no result set.
+        self.description = [] if re.match(r"\s*(select|with|show)\b", sql, re.IGNORECASE) else None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_RecordingCursor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _RecordingConnection:
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+        self._autocommit = True
+
+    @property
+    def autocommit(self) -> bool:
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        if self._autocommit and not value:
+            self._log.append("BEGIN")
+        self._autocommit = value
+
+    def cursor(self) -> _RecordingCursor:
+        return _RecordingCursor(self._log)
+
+    def commit(self) -> None:
+        self._log.append("COMMIT")
+
+    def rollback(self) -> None:
+        self._log.append("ROLLBACK")
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _render(query: Any, args: Any) -> str:
+    if not isinstance(query, str):  # psycopg2.sql.Composed made only of SQL parts
+        query = "".join(getattr(part, "string", str(part)) for part in getattr(query, "seq", [query]))
+    if not args:
+        return query
+    values = iter(args if isinstance(args, (list, tuple)) else [args])
+    return re.sub(r"%s", lambda _: _literal(next(values)), query)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
+    """A local MongoDB-wire server with a few generated documents, and an S3-compatible server."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from pymongo import MongoClient
+
+    from ingestion.local_server import LocalServer
+    from ingestion.seed import seed_collection
+
+    server = LocalServer(home=work / "mongo", port=_free_port())
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="offline",
+                     aws_secret_access_key="offline").create_bucket(Bucket="offline-staging")
+        with MongoClient(server.uri) as client:
+            seed_collection(client, 50, seed=1)
+        yield server.uri, endpoint
+    finally:
+        s3.stop()
+        server.stop()
+
+
+def record_redshift_load() -> dict[str, list[str]]:
+    """Statements of a full load and of an incremental (merge) load, keyed by run."""
+    from ingestion.destinations import DestinationConfig
+    from ingestion.pipeline import RunConfig, run
+
+    runs: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="redshift-offline-") as tmp:
+        work = Path(tmp)
+        env = {
+            "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_DEFAULT_REGION": "us-east-1",
+            "REDSHIFT_HOST": "offline.invalid", "REDSHIFT_USER": "offline", "REDSHIFT_PASSWORD": "offline",
+            "REDSHIFT_DATABASE": "dev", "REDSHIFT_IAM_ROLE": OFFLINE_IAM_ROLE,
+        }
+        with _local_stack(work) as (uri, endpoint), mock.patch.dict(os.environ, {**env, "AWS_ENDPOINT_URL": endpoint}):
+            for name, overrides in (("full_load", {}), ("incremental_merge", {"mode": "incremental", "cursor_field": "updated_at"})):
+                log: list[str] = []
+                with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)):
+                    run(RunConfig(
+                        uri=uri, database="operations", collections=["customer_activity"],
+                        destination=DestinationConfig(name="redshift", bucket_url="s3://offline-staging"),
+                        pipelines_dir=work / "pipelines" / name, overrides=overrides,
+                    ))
+                runs[name] = log
+    return runs
