@@ -9,13 +9,15 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt-profiles
 export RUNTIME__DLTHUB_TELEMETRY := false
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help install demo test lint compile-redshift clean
+.PHONY: help install demo test lint compile-redshift test-redshift bench clean
 
 help:
 	@echo "make demo   run the whole flow locally: MongoDB-wire server, ingestion, dbt build"
 	@echo "make test   install and run the test suite"
 	@echo "make lint              sqlfluff over the dbt models"
 	@echo "make compile-redshift  every statement for the redshift target, offline, checked"
+	@echo "make test-redshift     the flow against a real Atlas, S3 and Redshift (needs the variables in the README)"
+	@echo "make bench             extraction benchmark (BENCH_DOCS=100000 by default)"
 	@echo "make clean             remove local data and build output (stops the local server)"
 
 # uv from PyPI if it is missing, then the locked environment.
@@ -45,6 +47,15 @@ lint: install
 compile-redshift: install
 	$(BIN)/python -m ingestion.redshift_sql
 	$(BIN)/python -m ingestion.redshift_sql_check target/redshift_sql
+
+# Exits 0 without running anything when the live variables are missing (it says which).
+test-redshift: install
+	@$(BIN)/python -m tests.live.preflight; rc=$$?; \
+	  if [ $$rc -eq 10 ]; then exit 0; elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	  $(BIN)/pytest tests/live -o addopts=""
+
+bench: install
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	-$(BIN)/atlas-ingest local stop

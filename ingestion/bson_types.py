@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -50,6 +51,7 @@ _KIND_BY_TYPE: dict[type, str] = {
     ObjectId: TEXT,
     uuid.UUID: TEXT,
     Code: TEXT,
+    bytes: TEXT,  # BSON binary subtype 0 decodes as bytes
     bool: BOOL,
     int: BIGINT,
     Int64: BIGINT,
@@ -100,6 +102,8 @@ def to_text(value: Any) -> str:
         return str(value)
     if isinstance(value, Binary):
         return binary_to_text(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, Decimal128):
         return str(value.to_decimal())  # exact digits, never through float
     return str(value)
@@ -117,6 +121,16 @@ def non_finite_text(value: float) -> str:
     return "NaN" if value != value else _NON_FINITE[value]
 
 
+_REGEX_FLAGS = ((re.IGNORECASE, "i"), (re.LOCALE, "l"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.UNICODE, "u"), (re.VERBOSE, "x"))
+
+
+def regex_options(flags: int | str) -> str:
+    """MongoDB's option letters, as in `/pattern/options`."""
+    if isinstance(flags, str):
+        return flags
+    return "".join(letter for flag, letter in _REGEX_FLAGS if flags & flag)
+
+
 def _json_default(value: Any) -> Any:
     """orjson hook for BSON types inside nested documents: lossless string or tagged object."""
     if isinstance(value, ObjectId):
@@ -125,10 +139,12 @@ def _json_default(value: Any) -> Any:
         return str(value.to_decimal())
     if isinstance(value, Binary):
         return binary_to_text(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, DatetimeMS):
         return {"$date": int(value)}
     if isinstance(value, Regex):
-        return {"$regex": value.pattern, "$options": value.flags if isinstance(value.flags, str) else ""}
+        return {"$regex": value.pattern, "$options": regex_options(value.flags)}
     if isinstance(value, Timestamp):
         return {"$timestamp": {"t": value.time, "i": value.inc}}
     if isinstance(value, MinKey):

@@ -93,6 +93,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s")
     for t in summary.tables:
         notes = [f"{t.quarantined} quarantined (see {summary.dataset}._atlas_quarantine)"] if t.quarantined else []
+        if t.new_columns and not t.first_load:
+            notes.append(f"new columns {', '.join(t.new_columns)}")
         if t.variant_columns:
             notes.append(f"type drift into {', '.join(t.variant_columns)}")
         extra = f" ({'; '.join(notes)})" if notes else ""

@@ -61,12 +61,10 @@ def id_range_filters(collection: Collection, filter: dict[str, Any], parts: int,
 def read_parallel(
     collection: Collection, filters: list[dict[str, Any]], projection: dict[str, Any] | None, batch_docs: int, workers: int
 ) -> Iterator[list[dict[str, Any]]]:
-    """Batches from several range cursors read by `workers` threads; at most 2 batches per worker
-    wait in memory. Errors in a reader are raised here."""
-    if workers <= 1 or len(filters) == 1:
-        for f in filters:
-            yield from read_batches(collection, f, projection, batch_docs)
-        return
+    """Batches from range cursors read by `workers` threads while the caller converts the previous
+    ones (with one worker, the read of the next batch overlaps the conversion of this one); at most
+    2 batches per worker wait in memory. Errors in a reader are raised here."""
+    workers = max(1, min(workers, len(filters)))
     out: queue.Queue[Any] = queue.Queue(maxsize=workers * 2)
     todo: queue.Queue[dict[str, Any]] = queue.Queue()
     for f in filters:

@@ -20,7 +20,7 @@ from ingestion.config import CollectionConfig, collection_config
 from ingestion.destinations import DestinationConfig, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
 from ingestion.redact import redact_uri
-from ingestion.source import QUARANTINE_TABLE, CollectionStats, collection_resource
+from ingestion.source import QUARANTINE_TABLE, CollectionStats, collection_resource, quarantine_resource
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
 _MISMATCH_WARNING = "when merging arrow schema with dlt schema"
@@ -65,6 +65,7 @@ class TableSummary:
     new_columns: list[str] = field(default_factory=list)
     variant_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    first_load: bool = False
 
 
 @dataclass
@@ -177,18 +178,23 @@ def run(config: RunConfig) -> RunSummary:
         )
         stored = pipeline.default_schema if pipeline.default_schema_name else None
         stats: dict[str, CollectionStats] = {}
+        first_load: dict[str, bool] = {}
         warnings: dict[str, list[str]] = {}
         resources = []
         for cc in collections:
             table = table_name(cc.name)
             s = stats[cc.name] = CollectionStats()
             s.registry.kinds.update(_known_kinds(stored, table))
+            first_load[cc.name] = not s.registry.kinds
             warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
             for w in warnings[cc.name]:
                 log.warning(w)
             resources.append(collection_resource(
                 client, config.database, cc, table, s, target.item_format, config.batch_docs, target.max_row_bytes,
             ))
+        resources.append(quarantine_resource(stats))
+        # fifo: each collection is extracted whole, in order, and the quarantine last.
+        dlt.config["extract.next_item_mode"] = "fifo"
         try:
             pipeline.run(resources, loader_file_format=target.loader_file_format)
         except PipelineStepFailed as exc:
@@ -203,14 +209,14 @@ def run(config: RunConfig) -> RunSummary:
             table, s = table_name(cc.name), stats[cc.name]
             # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
             loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
-            if s.documents_read != loaded + s.quarantined:
+            if s.documents_read != loaded + len(s.quarantine):
                 raise IngestError(
                     f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
-                    f"and quarantined {s.quarantined}"
+                    f"and quarantined {len(s.quarantine)}"
                 )
             tables.append(TableSummary(
-                cc.name, table, cc.mode, s.documents_read, loaded, s.quarantined,
-                s.registry.new_columns, s.registry.variant_columns, warnings[cc.name],
+                cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
+                s.registry.new_columns, s.registry.variant_columns, warnings[cc.name], first_load[cc.name],
             ))
     finally:
         client.close()

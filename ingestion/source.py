@@ -32,7 +32,7 @@ class CollectionStats:
 
     documents_read: int = 0
     rows_written: int = 0
-    quarantined: int = 0
+    quarantine: list[Quarantined] = field(default_factory=list)
     cursor_from: Any = None
     cursor_to: Any = None
     registry: ColumnRegistry = field(default_factory=ColumnRegistry)
@@ -47,12 +47,13 @@ def decode_cursor(text: str) -> Any:
     return json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS)["v"]
 
 
-def incremental_filter(user_filter: dict[str, Any], cursor_field: str, last_value: Any) -> dict[str, Any]:
+def incremental_filters(user_filter: dict[str, Any], cursor_field: str, last_value: Any) -> list[dict[str, Any]]:
     """Documents at or after the last cursor value, evaluated by the server (`$gte`: documents
-    sharing the boundary value are read again and merged on `_id`, never lost), plus documents
-    without a cursor value, which no range can reach."""
-    window = {"$or": [{cursor_field: {"$gte": last_value}}, {cursor_field: None}]}
-    return {"$and": [user_filter, window]} if user_filter else window
+    sharing the boundary value are read again and merged on `_id`, never lost), and documents
+    without a cursor value, which no range can reach. Two disjoint queries rather than one `$or`,
+    so that each uses the cursor index on every server."""
+    windows = [{cursor_field: {"$gte": last_value}}, {cursor_field: None}]
+    return [{"$and": [user_filter, w]} if user_filter else w for w in windows]
 
 
 def _max_cursor(docs: list[dict[str, Any]], path: str, current: Any) -> Any:
@@ -90,15 +91,16 @@ def collection_resource(
 
     def batches() -> Iterator[Any]:
         collection = client[database][config.name]
-        query = dict(config.filter)
         state = dlt.current.resource_state()
-        if config.mode == "incremental":
+        last = state.get("last_cursor") if config.mode == "incremental" else None
+        if last is not None:
             assert config.cursor_field
-            last = state.get("last_cursor")
-            if last is not None:
-                stats.cursor_from = decode_cursor(last)
-                query = incremental_filter(query, config.cursor_field, stats.cursor_from)
-        filters = id_range_filters(collection, query, config.workers * 2) if config.workers > 1 else [query]
+            stats.cursor_from = decode_cursor(last)
+            filters = incremental_filters(config.filter, config.cursor_field, stats.cursor_from)
+        elif config.workers > 1:
+            filters = id_range_filters(collection, config.filter, config.workers * 2)
+        else:
+            filters = [config.filter]
         extracted_at = datetime.now(timezone.utc)
         cursor = stats.cursor_from
         with tempfile.TemporaryDirectory(prefix="atlas-ingest-") as tmp:
@@ -109,8 +111,7 @@ def collection_resource(
                 batch = convert_documents(docs, registry, extracted_at)
                 if batch.size:
                     yield from _emit(batch, number, Path(tmp))
-                if batch.quarantined:
-                    yield _quarantine_item(batch.quarantined)
+                stats.quarantine.extend(batch.quarantined)
         if config.cursor_field and cursor is not None:
             stats.cursor_to = cursor
             # Saved with the load package: it only advances when the rows it covers are loaded.
@@ -133,15 +134,6 @@ def collection_resource(
         if len(batch.quarantined) > before and not written:
             path.unlink(missing_ok=True)
 
-    def _quarantine_item(items: list[Quarantined]) -> Any:
-        stats.quarantined += len(items)
-        rows = quarantine_rows(config.name, items)
-        return dlt.mark.with_hints(
-            rows,
-            dlt.mark.make_hints(table_name=QUARANTINE_TABLE, write_disposition="append"),
-            create_table_variant=True,
-        )
-
     return dlt.resource(
         batches,
         name=table,
@@ -149,3 +141,25 @@ def collection_resource(
         primary_key=config.primary_key,
         columns=registry.dlt_columns() if registry.kinds else None,
     )()
+
+
+QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
+    "collection": {"data_type": "text", "nullable": False},
+    "document_id": {"data_type": "text", "nullable": False},
+    "reason": {"data_type": "text", "nullable": False},
+    "document": {"data_type": "text"},
+    "document_truncated": {"data_type": "bool"},
+    "quarantined_at": {"data_type": "timestamp"},
+}
+
+
+def quarantine_resource(stats: dict[str, CollectionStats]) -> DltResource:
+    """Documents that could not be loaded, with the reason; appended, one row per document.
+    Extraction runs resources in order (fifo), so this one sees every collection's quarantine."""
+
+    def rows() -> Iterator[list[dict[str, Any]]]:
+        for name, s in stats.items():
+            if s.quarantine:
+                yield quarantine_rows(name, s.quarantine)
+
+    return dlt.resource(rows, name=QUARANTINE_TABLE, write_disposition="append", columns=QUARANTINE_COLUMNS)()

@@ -1,0 +1,201 @@
+"""`make bench`: extraction throughput, side by side on one server in one run.
+
+Seeds BENCH_DOCS generated documents (default 100,000) into a local MongoDB-wire server started
+here, then measures (a) raw pymongo cursor iteration, (b) a plain dlt resource yielding pymongo
+documents through dlt's default normalizer into DuckDB, (c) our full load into DuckDB, (d) our
+incremental load after changing 1% of the documents, and (e) the peak RSS of (c), measured in its
+own process. Writes benchmarks/results/latest.json (and docs_<N>.json) and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+DOC_PAGE = REPO / "docs" / "benchmarks.md"
+DATABASE, COLLECTION = os.environ.get("BENCH_DATABASE", "bench"), os.environ.get("BENCH_COLLECTION", "customer_activity")
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM: the peak RSS of this process image. (getrusage's ru_maxrss would carry the parent's
+    peak across fork and exec and overstate the child.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(kind: str, uri: str, work: Path) -> None:
+    """Runs in its own process: one load, then prints elapsed seconds and peak RSS as JSON."""
+    from ingestion.destinations import DestinationConfig
+    from ingestion.pipeline import RunConfig, run
+
+    # The full load records the cursor too, so the incremental run reads only what changed after it.
+    overrides = {"mode": "incremental" if kind == "incremental" else "full", "cursor_field": "updated_at"}
+    started = time.perf_counter()
+    summary = run(RunConfig(
+        uri=uri, database=DATABASE, collections=[COLLECTION], overrides=overrides,
+        destination=DestinationConfig(warehouse=work / "ours.duckdb"), pipelines_dir=work / "pipelines",
+    ))
+    elapsed = time.perf_counter() - started
+    rss_mb = _peak_rss_mb()
+    print(json.dumps({"kind": kind, "elapsed_s": elapsed, "peak_rss_mb": rss_mb,
+                      "documents_read": summary.tables[0].documents_read}))
+
+
+def _run_child(kind: str, uri: str, work: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, uri, str(work)], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def raw_iteration(coll) -> float:
+    started = time.perf_counter()
+    n = sum(1 for _ in coll.find())
+    elapsed = time.perf_counter() - started
+    assert n == coll.estimated_document_count()
+    return elapsed
+
+
+def plain_dlt(uri: str, work: Path) -> float:
+    """What users write by hand: a dlt resource over a pymongo cursor, default normalizer. Only
+    `_id` is converted (dlt cannot serialize ObjectId); nested data goes to dlt's child tables."""
+    import dlt
+    from pymongo import MongoClient
+
+    @dlt.resource(name=COLLECTION, primary_key="_id", write_disposition="replace")
+    def documents():
+        with MongoClient(uri) as client:
+            for doc in client[DATABASE][COLLECTION].find():
+                doc["_id"] = str(doc["_id"])
+                yield doc
+
+    pipeline = dlt.pipeline("bench_plain", destination=dlt.destinations.duckdb(str(work / "plain.duckdb")),
+                            dataset_name="raw_plain", pipelines_dir=str(work / "plain_pipelines"))
+    started = time.perf_counter()
+    pipeline.run(documents())
+    return time.perf_counter() - started
+
+
+def change_one_percent(coll, docs: int) -> int:
+    from pymongo import UpdateOne
+
+    now = datetime.now(timezone.utc)
+    step = 100
+    ops = [UpdateOne({"_id": d["_id"]}, {"$set": {"updated_at": now, "churned": True}})
+           for i, d in enumerate(coll.find({}, {"_id": 1})) if i % step == 0]
+    for start in range(0, len(ops), 5_000):
+        coll.bulk_write(ops[start:start + 5_000], ordered=False)
+    return len(ops)
+
+
+def write_page(results: list[dict]) -> None:
+    rows = []
+    for r in sorted(results, key=lambda r: r["docs"]):
+        rows.append(
+            f"| {r['docs']:,} | {r['raw_iter_s']:.2f} | {r['plain_dlt_s']:.2f} | {r['full_load_s']:.2f} | "
+            f"{r['incremental_s']:.2f} | {r['full_load_peak_rss_mb']:.0f} | {r['full_vs_raw_throughput']:.2f}x | "
+            f"{r['full_vs_plain_dlt_speedup']:.1f}x | {100 * r['incremental_vs_full']:.1f}% | {r['measured_at'][:10]} |"
+        )
+    by_docs = {r["docs"]: r for r in results}
+    rss_line = "not measured yet: run `BENCH_DOCS=1000000 make bench` after a run at 100,000"
+    if 100_000 in by_docs and 1_000_000 in by_docs:
+        ratio = by_docs[1_000_000]["full_load_peak_rss_mb"] / by_docs[100_000]["full_load_peak_rss_mb"]
+        rss_line = f"{ratio:.2f}x"
+    DOC_PAGE.write_text(f"""# Benchmarks
+
+`make bench` (default `BENCH_DOCS=100000`; `BENCH_DOCS=1000000 make bench` for the large run) seeds
+generated `customer_activity` documents into a local MongoDB-wire server and measures, in one run
+on the same server: (a) raw pymongo iteration of the collection, (b) a plain dlt resource yielding
+pymongo documents through dlt's default normalizer into DuckDB, (c) our full load into DuckDB,
+(d) our incremental load after 1% of the documents changed, (e) the peak RSS of (c) in its own
+process. Results: `benchmarks/results/latest.json` and `benchmarks/results/docs_<N>.json`.
+Machine of the last run: {results[-1]['machine']}.
+
+| docs | raw iter s | plain dlt s | full load s | incremental s | full load peak RSS MB | full / raw throughput | full vs plain dlt | incremental / full | date |
+|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Targets
+| target | measured |
+|---|---|
+| full load throughput >= 0.5x raw pymongo iteration | see `full / raw throughput` |
+| full load >= 10x the plain dlt resource | see `full vs plain dlt` |
+| incremental after a 1% change <= 3% of the full load, at 1,000,000 documents | see `incremental / full` at 1,000,000 |
+| full load peak RSS <= 1 GiB at 1,000,000 documents | see `full load peak RSS MB` at 1,000,000 |
+| peak RSS at 1,000,000 within 1.5x of 100,000 | {rss_line} |
+""")
+
+
+def main() -> int:
+    from pymongo import MongoClient
+
+    from ingestion.local_server import LocalServer
+    from ingestion.seed import seed_collection
+    from tests.conftest import free_port
+
+    docs = int(os.environ.get("BENCH_DOCS", "100000"))
+    work = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
+    server = LocalServer(home=work / "mongo", port=free_port())
+    server.start()
+    try:
+        with MongoClient(server.uri) as client:
+            t = time.perf_counter()
+            seed_collection(client, docs, seed=1, database=DATABASE, collection=COLLECTION)
+            print(f"seeded {docs} documents in {time.perf_counter() - t:.1f} s", flush=True)
+            coll = client[DATABASE][COLLECTION]
+            raw_s = raw_iteration(coll)
+            print(f"(a) raw pymongo iteration: {raw_s:.2f} s", flush=True)
+            plain_s = plain_dlt(server.uri, work)
+            print(f"(b) plain dlt resource: {plain_s:.2f} s", flush=True)
+            full = _run_child("full", server.uri, work)
+            print(f"(c) our full load: {full['elapsed_s']:.2f} s, peak RSS {full['peak_rss_mb']:.0f} MB", flush=True)
+            changed = change_one_percent(coll, docs)
+            incr = _run_child("incremental", server.uri, work)
+            print(f"(d) our incremental load after {changed} changes: {incr['elapsed_s']:.2f} s "
+                  f"({incr['documents_read']} documents read)", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "docs": docs,
+        "raw_iter_s": raw_s,
+        "plain_dlt_s": plain_s,
+        "full_load_s": full["elapsed_s"],
+        "incremental_s": incr["elapsed_s"],
+        "incremental_documents_read": incr["documents_read"],
+        "changed_documents": changed,
+        "full_load_peak_rss_mb": full["peak_rss_mb"],
+        "full_vs_raw_throughput": raw_s / full["elapsed_s"],
+        "full_vs_plain_dlt_speedup": plain_s / full["elapsed_s"],
+        "incremental_vs_full": incr["elapsed_s"] / full["elapsed_s"],
+        "measured_at": datetime.now(timezone.utc).isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"docs_{docs}.json").write_text(json.dumps(result, indent=2))
+    write_page([json.loads(p.read_text()) for p in sorted(RESULTS.glob("docs_*.json"))])
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+        sys.exit(0)
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Incremental loads by cursor field: server-side filter, boundary documents, merge on _id."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from ingestion.seed import seed_collection
+from tests.conftest import run_cli
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def ingest(uri, work, *extra):
+    r = run_cli("run", "--uri", uri, "--database", "incr", "--collections", "events", "--mode", "incremental",
+                "--cursor-field", "updated_at", "--warehouse", str(work / "w.duckdb"),
+                "--pipelines-dir", str(work / "p"), "--json", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["tables"][0], r
+
+
+def warehouse_rows(work):
+    with duckdb.connect(str(work / "w.duckdb"), read_only=True) as con:
+        return {r[0]: r[1] for r in con.sql("select _id, v from raw_atlas.events").fetchall()}
+
+
+@pytest.fixture()
+def events(mongo_client):
+    coll = mongo_client["incr"]["events"]
+    coll.drop()
+    coll.create_index("updated_at")
+    coll.insert_many([{"_id": f"d{i}", "v": i, "updated_at": T0 + timedelta(minutes=i)} for i in range(100)])
+    return coll
+
+
+def test_only_changed_documents_are_read_and_merged(mongo_server, events, tmp_path):
+    first, _ = ingest(mongo_server.uri, tmp_path)
+    assert first["documents_read"] == 100
+    # Change 5 documents, insert 2, and add one at exactly the previous maximum cursor value.
+    for i in range(5):
+        events.update_one({"_id": f"d{i}"}, {"$set": {"v": -i, "updated_at": T0 + timedelta(days=1, minutes=i)}})
+    events.insert_many([{"_id": "new1", "v": 1000, "updated_at": T0 + timedelta(days=2)},
+                        {"_id": "new2", "v": 1001, "updated_at": T0 + timedelta(days=2)},
+                        {"_id": "same_boundary", "v": 7, "updated_at": T0 + timedelta(minutes=99)}])
+    second, _ = ingest(mongo_server.uri, tmp_path)
+    # The server returned only documents at or after the last cursor (d99 and same_boundary share
+    # it): 5 updated + 2 new + 2 at the boundary. Nothing else crossed the wire.
+    assert second["documents_read"] == 9
+    rows = warehouse_rows(tmp_path)
+    source = {d["_id"]: d["v"] for d in events.find()}
+    assert rows == source and len(rows) == 103
+
+
+def test_a_rerun_without_changes_reads_only_the_boundary(mongo_server, events, tmp_path):
+    ingest(mongo_server.uri, tmp_path)
+    again, _ = ingest(mongo_server.uri, tmp_path)
+    assert again["documents_read"] == 1  # d99, the boundary, is read again and merged, not duplicated
+    assert len(warehouse_rows(tmp_path)) == 100
+
+
+def test_documents_without_a_cursor_value_are_not_lost(mongo_server, events, tmp_path):
+    ingest(mongo_server.uri, tmp_path)
+    events.insert_one({"_id": "no_cursor", "v": 5})
+    events.insert_one({"_id": "null_cursor", "v": 6, "updated_at": None})
+    ingest(mongo_server.uri, tmp_path)
+    rows = warehouse_rows(tmp_path)
+    assert rows["no_cursor"] == 5 and rows["null_cursor"] == 6
+
+
+def test_missing_index_on_cursor_field_is_warned(mongo_server, mongo_client, tmp_path):
+    coll = mongo_client["incr"]["events"]
+    coll.drop()
+    coll.insert_one({"_id": "a", "v": 1, "updated_at": T0})
+    summary, result = ingest(mongo_server.uri, tmp_path)
+    assert any("has no index" in w and "createIndex" in w for w in summary["warnings"])
+    plain = run_cli("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "events", "--mode",
+                    "incremental", "--cursor-field", "updated_at", "--warehouse", str(tmp_path / "w.duckdb"),
+                    "--pipelines-dir", str(tmp_path / "p"))
+    assert "warning: cursor field 'updated_at' of 'events' has no index" in plain.stdout
+
+
+def test_incremental_without_cursor_field_is_a_config_error(mongo_server):
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "events", "--mode", "incremental")
+    assert r.returncode == 2 and "needs a cursor field" in r.stderr
+
+
+def test_collection_settings_come_from_dlt_config(mongo_server, events, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        '[sources.atlas.collections.events]\nmode = "incremental"\ncursor_field = "updated_at"\n'
+        'filter = \'{"v": {"$lt": 50}}\'\nprojection = \'{"v": 1, "updated_at": 1}\'\n'
+    )
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "events",
+                "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    table = json.loads(r.stdout)["tables"][0]
+    assert table["mode"] == "incremental" and table["documents_read"] == 50
+
+
+def test_seeded_collection_incremental_after_one_percent_change(mongo_server, mongo_client, tmp_path):
+    seed_collection(mongo_client, 2_000, seed=3, database="incr", collection="events")
+    first, _ = ingest(mongo_server.uri, tmp_path)
+    coll = mongo_client["incr"]["events"]
+    now = datetime.now(timezone.utc)
+    ids = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(20)]
+    coll.update_many({"_id": {"$in": ids}}, {"$set": {"updated_at": now, "churned": True}})
+    second, _ = ingest(mongo_server.uri, tmp_path)
+    # 20 changed + the one document at the previous maximum cursor value
+    assert first["documents_read"] == 2_000 and second["documents_read"] == 21
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*), count(distinct _id) from raw_atlas.events").fetchone() == (2_000, 2_000)
+        assert con.sql("select count(*) from raw_atlas.events where churned and updated_at >= ?", params=[now - timedelta(seconds=1)]).fetchone()[0] == 20
+
+
+def test_drift_is_reported_run_by_run(mongo_server, events, tmp_path):
+    first, _ = ingest(mongo_server.uri, tmp_path)
+    assert first["first_load"] and first["variant_columns"] == []
+    events.insert_one({"_id": "drift", "v": "not a number", "color": "red", "updated_at": T0 + timedelta(days=9)})
+    second, plain = ingest(mongo_server.uri, tmp_path)
+    assert not second["first_load"]
+    assert second["new_columns"] == ["color"] and second["variant_columns"] == ["v__v_text"]
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("select v, v__v_text, color from raw_atlas.events where _id = 'drift'").fetchone() == (None, "not a number", "red")

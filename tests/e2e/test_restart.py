@@ -1,0 +1,83 @@
+"""Killing an ingestion run at random points and running it again converges to the source."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
+from pymongo import MongoClient
+
+from ingestion.seed import seed_collection
+from tests.conftest import BIN, REPO, run_cli
+
+DOCS = 6_000
+
+
+def start_run(uri: str, work, mode: str) -> subprocess.Popen:
+    args = [str(BIN / "atlas-ingest"), "run", "--uri", uri, "--database", "restart", "--collections", "customer_activity",
+            "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"), "--batch-docs", "500"]
+    if mode == "incremental":
+        args += ["--mode", "incremental", "--cursor-field", "updated_at"]
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
+
+
+def mutate(coll, rng: random.Random, allow_deletes: bool) -> None:
+    now = datetime.now(timezone.utc)
+    ids = [d["_id"] for d in coll.aggregate([{"$sample": {"size": 60}}, {"$project": {"_id": 1}}])]
+    for i, _id in enumerate(ids[:40]):
+        coll.update_one({"_id": _id}, {"$set": {"churned": rng.random() < 0.5, "billing.total_charge": rng.random() * 100,
+                                                 "updated_at": now + timedelta(milliseconds=i)}})
+    coll.insert_many([{"customer": {"state": "ZZ"}, "n": rng.random(), "updated_at": now + timedelta(seconds=1)} for _ in range(10)])
+    if allow_deletes:
+        coll.delete_many({"_id": {"$in": ids[40:50]}})
+
+
+def snapshot_source(coll) -> dict[str, tuple]:
+    return {str(d["_id"]): (d.get("churned"), d.get("billing", {}).get("total_charge"), d.get("n")) for d in coll.find()}
+
+
+def snapshot_warehouse(path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(
+            "select _id, churned, json_extract(billing, '$.total_charge')::double, n from raw_atlas.customer_activity"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_killed_runs_converge_to_the_source(mode, mongo_server, tmp_path):
+    rng = random.Random(2024 if mode == "full" else 7)
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, DOCS, seed=4, database="restart")
+        coll = client["restart"]["customer_activity"]
+        if mode == "incremental":  # a first complete run, so that later runs are real increments
+            assert run_cli("run", "--uri", mongo_server.uri, "--database", "restart", "--collections", "customer_activity",
+                           "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
+                           "--mode", "incremental", "--cursor-field", "updated_at").returncode == 0
+        kills = 0
+        for _ in range(5):
+            mutate(coll, rng, allow_deletes=mode == "full")
+            proc = start_run(mongo_server.uri, tmp_path, mode)
+            time.sleep(rng.uniform(0.3, 4.0))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=60)
+        assert kills >= 2, "the runs finished before they could be killed: make the corpus larger"
+        final = run_cli("run", "--uri", mongo_server.uri, "--database", "restart", "--collections", "customer_activity",
+                        "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
+                        *(["--mode", "incremental", "--cursor-field", "updated_at"] if mode == "incremental" else []))
+        assert final.returncode == 0, final.stderr
+        source = snapshot_source(coll)
+    rows = snapshot_warehouse(tmp_path / "w.duckdb")
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicate _id rows in the warehouse"
+    assert set(ids) == set(source)
+    for _id, churned, total, n in rows:
+        assert (churned, total, n) == source[_id], _id
