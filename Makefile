@@ -9,11 +9,12 @@ export DBT_PROFILES_DIR := $(CURDIR)/.dbt-profiles
 export RUNTIME__DLTHUB_TELEMETRY := false
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help install demo test lint compile-redshift test-redshift bench clean
+.PHONY: help install browser demo test docs lint compile-redshift test-redshift bench clean
 
 help:
 	@echo "make demo   run the whole flow locally: MongoDB-wire server, ingestion, dbt build"
 	@echo "make test   install and run the test suite"
+	@echo "make docs              dbt docs generate and serve (http://127.0.0.1:8080)"
 	@echo "make lint              sqlfluff over the dbt models"
 	@echo "make compile-redshift  every statement for the redshift target, offline, checked"
 	@echo "make test-redshift     the flow against a real Atlas, S3 and Redshift (needs the variables in the README)"
@@ -34,11 +35,22 @@ $(DBT_PROFILES_DIR)/profiles.yml: profiles.yml.example
 
 install: $(BIN)/.installed $(DBT_PROFILES_DIR)/profiles.yml
 
+# Debian's Chromium, for the docs-site test (the only package not from PyPI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the docs-site test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	$(BIN)/python -m ingestion.demo
 
-test: install
+test: install browser
 	$(BIN)/pytest
+
+# dbt docs for the local warehouse, served on http://127.0.0.1:8080 (after make demo).
+docs: install
+	$(BIN)/dbt docs generate
+	$(BIN)/dbt docs serve --host 127.0.0.1 --port 8080 --no-browser
 
 lint: install
 	$(BIN)/sqlfluff lint models

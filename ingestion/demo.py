@@ -52,7 +52,7 @@ def main() -> int:
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         counts = con.sql(
             "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_schema in ('raw_atlas', 'analytics', 'analytics_staging') and table_name not like '\\_dlt%' escape '\\' "
+            "where table_schema in ('raw_atlas', 'analytics', 'analytics_staging', 'analytics_intermediate') and table_name not like '\\_dlt%' escape '\\' "
             "order by 1"
         ).fetchall()
         print("\n== summary")

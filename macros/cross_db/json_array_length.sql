@@ -8,7 +8,7 @@
 {%- endmacro %}
 
 {% macro duckdb__json_array_length(column) %}
-    json_array_length({{ column }})
+    case when json_type({{ column }}) = 'ARRAY' then json_array_length({{ column }}) end
 {%- endmacro %}
 
 {% macro redshift__json_array_length(column) %}

@@ -1,4 +1,6 @@
 {#- The flat churn table of the Redshift ML tutorial: exactly these 23 columns, in this order. -#}
+{{ config(sort='record_date') }}
+
 with
 
 customers as (
@@ -35,6 +37,7 @@ final as (
         cast(record_at as date) as record_date
 
     from customers
+    where deleted_at is null
 
 )
 

@@ -52,6 +52,7 @@ renamed as (
         {{ utc_timestamp('source.record_date') }} as record_at,
         {{ utc_timestamp('source.updated_at') }} as updated_at,
         {{ utc_timestamp('source._atlas_extracted_at') }} as extracted_at,
+        {{ deleted_at(source('atlas', 'customer_activity'), 'source') }} as deleted_at,
 
         -- load metadata
         source._dlt_load_id as dlt_load_id

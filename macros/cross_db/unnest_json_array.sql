@@ -1,0 +1,31 @@
+{#- Rows of a JSON array column, one per element, with the element's 0-based position. Renders the
+    part of a FROM clause that follows `from <relation> as <relation_alias>`; the element is then
+    `<element>` (pass it to json_value) and its position `<element>_index`. Rows whose value is not
+    an array, or is empty or null, produce no rows on both warehouses.
+
+        from customers {{ unnest_json_array('customers', 'service_calls', 'service_call') }}
+-#}
+{% macro unnest_json_array(relation_alias, column, element) %}
+    {%- for name in [relation_alias, column, element] -%}
+        {%- if not modules.re.match('^[a-z_][a-z0-9_]*$', name) -%}
+            {{ exceptions.raise_compiler_error("unnest_json_array: invalid identifier '" ~ name ~ "'") }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(adapter.dispatch('unnest_json_array', 'atlas_analytics')(relation_alias, column, element)) -}}
+{% endmacro %}
+
+{% macro default__unnest_json_array(relation_alias, column, element) %}
+    {{ exceptions.raise_compiler_error("unnest_json_array is not implemented for " ~ target.type) }}
+{% endmacro %}
+
+{% macro duckdb__unnest_json_array(relation_alias, column, element) %}
+    cross join lateral (
+        select
+            unnest(json_extract({{ relation_alias }}.{{ column }}, '$[*]')) as {{ element }},
+            generate_subscripts(json_extract({{ relation_alias }}.{{ column }}, '$[*]'), 1) - 1 as {{ element }}_index
+    ) as {{ element }}_rows
+{%- endmacro %}
+
+{% macro redshift__unnest_json_array(relation_alias, column, element) %}
+    , {{ relation_alias }}.{{ column }} as {{ element }} at {{ element }}_index
+{%- endmacro %}

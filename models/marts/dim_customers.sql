@@ -1,0 +1,57 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_activity_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        dist='customer_activity_id',
+        sort='record_date',
+        post_hook="{{ delete_stale_rows('customer_activity_id', ref('stg_atlas__customer_activity')) }}",
+    )
+}}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_atlas__customer_activity') }}
+    where
+        deleted_at is null
+        {{ newer_than_loaded() }}
+
+),
+
+final as (
+
+    select
+        -- ids
+        customer_activity_id,
+        phone,
+
+        -- profile
+        state,
+        area_code,
+        account_length_days,
+
+        -- plans
+        has_intl_plan,
+        has_vmail_plan,
+        vmail_messages,
+
+        -- activity
+        total_charge,
+        service_call_count,
+
+        -- booleans
+        is_churned,
+
+        -- dates and timestamps
+        cast(record_at as date) as record_date,
+        updated_at,
+        extracted_at
+
+    from customers
+
+)
+
+select * from final
