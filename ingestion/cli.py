@@ -15,7 +15,7 @@ from ingestion.errors import ConfigError, IngestError  # noqa: E402
 from ingestion.redact import redact_uri  # noqa: E402
 
 EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable or
-collection missing, 4 destination failed, 5 local server failed"""
+collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed"""
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -49,6 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    churn = sub.add_parser("churn", help="train, check or drop the churn model (Redshift ML or the local twin)", epilog=EXIT_CODES)
+    churn.add_argument("action", choices=["train", "status", "drop"])
+    churn.add_argument("--target", default="local", help="local (scikit-learn twin on DuckDB) or redshift (CREATE MODEL)")
+    churn.add_argument("--model-name", default="churn_model")
+    churn.add_argument("--feature-set", default="extended", help="tutorial or extended")
+    churn.add_argument("--cutoff", default="2020-01-01", help="train on record_date before this date")
+    churn.add_argument("--replace", action="store_true", help="drop and train again an existing model (billed on Redshift)")
+    churn.add_argument("--warehouse", type=Path, default=Path(os.environ.get("DBT_DUCKDB_PATH", "data/warehouse.duckdb")))
+    churn.add_argument("--schema", help="dbt target schema (default: $REDSHIFT_SCHEMA on redshift, else analytics)")
+    churn.add_argument("--iam-role", default=os.environ.get("REDSHIFT_ML_IAM_ROLE", "default"))
+    churn.add_argument("--s3-bucket", default=os.environ.get("REDSHIFT_ML_S3_BUCKET"))
+    churn.add_argument("--max-runtime", type=int, default=5400, help="seconds of SageMaker training at most")
+    churn.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait for READY")
+    churn.add_argument("--poll", type=float, default=60, help="seconds between status checks")
+    churn.add_argument("--json", action="store_true")
 
     local = sub.add_parser("local", help="the local MongoDB-wire server")
     local.add_argument("--home", type=Path, default=Path("data/mongo"), help="data, pid and log folder")
@@ -104,6 +120,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_churn(args: argparse.Namespace) -> int:
+    from ingestion.churn import ChurnConfig, drop, redshift_state, train
+
+    config = ChurnConfig(
+        model_name=args.model_name, feature_set=args.feature_set, cutoff=args.cutoff, target=args.target,
+        replace=args.replace, warehouse=args.warehouse,
+        schema=args.schema or (os.environ.get("REDSHIFT_SCHEMA", "analytics") if args.target == "redshift" else "analytics"),
+        iam_role=args.iam_role,
+        s3_bucket=args.s3_bucket, max_runtime=args.max_runtime, timeout_s=args.timeout, poll_s=args.poll,
+    ).validate()
+    if args.action == "train":
+        result = train(config)
+        print(json.dumps(result) if args.json else
+              f"trained churn model {result['model_name']} ({result['feature_set']} features, {result['target']}) "
+              f"in {result['training_seconds']} s; score it with: "
+              f"dbt build --select +churn_predictions+ +ml_model_metrics --vars '{{churn_model_name: {result['model_name']}}}'")
+    elif args.action == "drop":
+        drop(config)
+        print(f"dropped churn model {config.model_name} ({config.target})")
+    elif args.target == "redshift":
+        print(f"churn model {config.model_name}: {redshift_state(config)}")
+    else:
+        import duckdb
+
+        with duckdb.connect(str(config.warehouse), read_only=True) as con:
+            try:
+                rows = con.sql(f"select * from {config.registry_schema}.churn_model_registry where model_name = ?",
+                               params=[config.model_name]).fetchall()
+            except duckdb.CatalogException:
+                rows = []
+        print(f"churn model {config.model_name}: {'READY' if rows else 'MISSING'} (local)")
+        return 0 if rows else 1
+    return 0
+
+
 def _cmd_local(args: argparse.Namespace) -> int:
     from ingestion.local_server import LocalServer
 
@@ -139,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "churn":
+            return _cmd_churn(args)
         return _cmd_local(args)
     except IngestError as exc:
         print(f"atlas-ingest: error: {redact_uri(str(exc))}", file=sys.stderr)

@@ -13,6 +13,7 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import duckdb  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
+from ingestion.churn import ChurnConfig, train  # noqa: E402
 from ingestion.destinations import DestinationConfig  # noqa: E402
 from ingestion.errors import IngestError  # noqa: E402
 from ingestion.local_server import LocalServer  # noqa: E402
@@ -20,6 +21,7 @@ from ingestion.pipeline import RunConfig, run  # noqa: E402
 from ingestion.seed import DEFAULT_COLLECTION, DEFAULT_DATABASE, seed_collection  # noqa: E402
 
 DEMO_DOCS = int(os.environ.get("DEMO_DOCS", "10000"))
+CHURN_MODEL = "churn_model"
 WAREHOUSE = Path(os.environ.get("DBT_DUCKDB_PATH", "data/warehouse.duckdb"))
 
 
@@ -45,14 +47,20 @@ def main() -> int:
         return exc.exit_code
     try:
         _dbt("build")
+        model = train(ChurnConfig(model_name=CHURN_MODEL, warehouse=WAREHOUSE, replace=True))
+        print(f"trained local churn model {model['model_name']} on {model['training_rows']} records in {model['training_seconds']} s")
+        _dbt("build", "--select", "+churn_predictions+", "+ml_model_metrics", "--vars", f"{{churn_model_name: {CHURN_MODEL}}}")
     except subprocess.CalledProcessError as exc:
         print(f"demo: error: dbt build failed with exit code {exc.returncode}", file=sys.stderr)
         return exc.returncode
+    except IngestError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         counts = con.sql(
             "select table_schema || '.' || table_name from information_schema.tables "
-            "where table_schema in ('raw_atlas', 'analytics', 'analytics_staging', 'analytics_intermediate') and table_name not like '\\_dlt%' escape '\\' "
+            "where table_schema in ('raw_atlas', 'analytics', 'analytics_staging', 'analytics_intermediate', 'analytics_ml') and table_name not like '\\_dlt%' escape '\\' "
             "order by 1"
         ).fetchall()
         print("\n== summary")
@@ -63,6 +71,12 @@ def main() -> int:
         print(f"elapsed: {time.monotonic() - started:.1f} s (ingestion {summary.elapsed_s:.1f} s)")
         print("\n== first rows of analytics.customer_activity")
         con.sql("select * from analytics.customer_activity order by phone limit 5").show(max_width=200)
+        print("\n== churn model metrics (held-out records on or after the training cut-off)")
+        con.sql(
+            "select model_name, feature_set, scored_rows, round(auc, 4) as auc, round(bayes_optimal_auc, 4) as bayes_optimal_auc, "
+            "round(f1_score, 4) as f1, round(accuracy, 4) as accuracy, round(precision_score, 4) as precision, "
+            "round(recall_score, 4) as recall, round(training_seconds, 2) as training_s from analytics_ml.ml_model_metrics"
+        ).show(max_width=200)
     print(f"the local server keeps running at {server.uri}; stop it with: .venv/bin/atlas-ingest local stop")
     return 0
 

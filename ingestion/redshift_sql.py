@@ -39,7 +39,21 @@ OFFLINE_ENV = {
 }
 
 # `dbt run-operation` entry points and the arguments they are compiled with.
-OPERATIONS: list[tuple[str, dict[str, Any]]] = []
+OPERATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("create_churn_model", {
+        "model_name": "churn_model", "feature_set": "extended", "cutoff": "2020-01-01", "iam_role": "default",
+        "model_type": "xgboost", "objective": "AUC", "hyperparameters": {"num_round": "100"},
+        "s3_bucket": "offline-ml-bucket", "max_runtime": 5400, "max_cells": 1000000,
+    }),
+    ("churn_model_status", {"model_name": "churn_model"}),
+    ("register_churn_model", {
+        "model_name": "churn_model", "function_name": "predict_churn_model", "feature_set": "extended",
+        "cutoff": "2020-01-01", "model_kind": "redshift_ml", "training_seconds": 1800.0, "trained_at": "2026-01-01T00:00:00",
+    }),
+    ("drop_churn_model", {"model_name": "churn_model"}),
+]
+# The churn models build only for a named, trained model: compile them for one.
+BUILD_VARS = {"churn_model_name": "churn_model", "churn_feature_set": "extended"}
 
 # dbt-redshift's own catalog queries (not the project's SQL; some use Redshift-only table
 # functions sqlfluff cannot parse).
@@ -221,14 +235,16 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
         os.environ["DBT_TARGET_PATH"] = str(target_path)
         try:
             # Unit tests run on DuckDB; they need the raw tables to exist to build their fixtures.
-            _dbt(["build", *common, "--full-refresh", "--threads", "1", "--exclude-resource-type", "unit_test"])
+            _dbt(["build", *common, "--full-refresh", "--threads", "1", "--exclude-resource-type", "unit_test",
+                  "--vars", json.dumps(BUILD_VARS)])
             manifest = json.loads((target_path / "manifest.json").read_text())
             with existing_relations(manifest):
-                _dbt(["run", *common, "--threads", "1", "--select", "config.materialized:incremental"])
+                _dbt(["run", *common, "--threads", "1", "--select", "config.materialized:incremental",
+                      "--vars", json.dumps(BUILD_VARS)])
             operations: list[tuple[str, int]] = []
             for name, op_args in OPERATIONS:
                 start = len(recorder.statements)
-                _dbt(["run-operation", name, "--args", json.dumps(op_args), *common])
+                _dbt(["run-operation", name, "--args", json.dumps(op_args), *common, "--vars", json.dumps(BUILD_VARS)])
                 operations.append((name, start))
         finally:
             os.environ.pop("DBT_TARGET_PATH", None)
@@ -242,7 +258,9 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
 
     if output.exists():
         shutil.rmtree(output)
-    index: dict[str, Any] = {"nodes": {}, "operations": {}}
+    # Functions the project creates on Redshift: CREATE MODEL's prediction function and its twin.
+    function = f"predict_{BUILD_VARS['churn_model_name']}"
+    index: dict[str, Any] = {"nodes": {}, "operations": {}, "functions": [function, f"{function}_probabilities"]}
     for uid, statements in by_node.items():
         rel = _node_path(nodes[uid]) + ".sql"
         path = output / rel

@@ -8,6 +8,7 @@ a statement that Redshift refuses inside a transaction block issued inside one.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -83,6 +84,18 @@ def split_statements(sql: str) -> list[tuple[int, str]]:
     return out
 
 
+_MODEL_SETTINGS = re.compile(r"(\bsettings\s*\()([^)]*)(\))", re.IGNORECASE)
+
+
+def _for_sqlfluff(statement: str, bare: str) -> str:
+    """sqlfluff's Redshift grammar lists CREATE MODEL's SETTINGS without the commas Redshift
+    requires between them (S3_BUCKET 'b', MAX_RUNTIME 5400): drop them for parsing only. Same
+    length in lines, so findings keep their line numbers."""
+    if not re.match(r"\s*create\s+model\b", bare, re.IGNORECASE):
+        return statement
+    return _MODEL_SETTINGS.sub(lambda m: m.group(1) + m.group(2).replace(",", " ") + m.group(3), statement)
+
+
 def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[Finding]:
     """All findings for one compiled file."""
     findings: list[Finding] = []
@@ -104,7 +117,7 @@ def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[
             findings.append(Finding(name, first_line, "TRUNCATE commits the open transaction on Redshift: use DELETE FROM to keep the change atomic"))
         if in_transaction and OUTSIDE_TRANSACTION.match(bare):
             findings.append(Finding(name, first_line, f"'{head.split(chr(10))[0][:60]}' cannot run inside a transaction block"))
-        parsed = linter.parse_string(statement)
+        parsed = linter.parse_string(_for_sqlfluff(statement, bare))
         for err in parsed.violations:
             findings.append(Finding(name, offset + (err.line_no or 1), f"unparsable for Redshift (sqlfluff): {err.desc()}"))
         if parsed.tree is None:
@@ -124,6 +137,10 @@ def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[
 
 
 def check_directory(root: Path, extra_functions: Iterable[str] = ()) -> list[Finding]:
+    """Findings for every file; functions the project creates (index.json `functions`) are known."""
+    index = root / "index.json"
+    if index.exists():
+        extra_functions = [*extra_functions, *json.loads(index.read_text()).get("functions", [])]
     findings: list[Finding] = []
     for path in sorted(root.rglob("*.sql")):
         findings.extend(check_sql(str(path.relative_to(root)), path.read_text(), extra_functions))

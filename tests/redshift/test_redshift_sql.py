@@ -190,3 +190,23 @@ def test_string_literals_do_not_trigger_checks():
 def test_statement_lines_are_counted_across_statements():
     sql = "select 1;\n\nselect\n  2;\n\n\nselect 3;\n"
     assert [line for line, _ in split_statements(sql)] == [1, 3, 7]
+
+
+def test_churn_model_sql_runs_only_as_explicit_operations(compiled):
+    assert set(compiled["operations"]) == {"create_churn_model", "churn_model_status", "register_churn_model", "drop_churn_model"}
+    create = (OUTPUT / compiled["operations"]["create_churn_model"]).read_text()
+    assert re.search(r"create model analytics_ml\.churn_model\s+from \(", create)
+    assert "target churn" in create and "function predict_churn_model" in create and "iam_role default" in create
+    assert "settings (s3_bucket 'offline-ml-bucket', max_cells 1000000, max_runtime 5400)" in create
+    assert "show model analytics_ml.churn_model" in create  # checks for an existing model first
+    assert "drop model if exists analytics_ml.churn_model" in (OUTPUT / compiled["operations"]["drop_churn_model"]).read_text()
+    # `dbt build` never trains: no model, test or seed sends CREATE MODEL.
+    for rel in compiled["nodes"].values():
+        assert not re.search(r"\bcreate\s+model\b", (OUTPUT / rel).read_text(), re.I), rel
+
+
+def test_churn_predictions_call_the_prediction_functions(compiled):
+    sql = (OUTPUT / "models/ml/churn_predictions.sql").read_text()
+    assert "analytics_ml.predict_churn_model(state, account_length" in sql
+    assert "analytics_ml.predict_churn_model_probabilities(state, account_length" in sql
+    assert "scored.churn_model_output.labels[0]" in sql

@@ -1,0 +1,51 @@
+{#- The feature columns of each churn feature set, as columns of ml_churn_features. -#}
+{% macro churn_feature_columns(feature_set) %}
+    {%- set sets = {
+        'tutorial': ['state', 'account_length', 'area_code', 'average_daily_spend', 'average_daily_cases'],
+        'extended': ['state', 'account_length', 'area_code', 'average_daily_spend', 'average_daily_cases',
+                     'intl_plan', 'vmail_plan', 'vmail_message', 'cust_serv_calls', 'day_mins', 'eve_mins',
+                     'night_mins', 'intl_mins', 'day_mins_over_200', 'intl_mins_over_12'],
+    } -%}
+    {%- if feature_set not in sets -%}
+        {{ exceptions.raise_compiler_error("unknown churn feature set '" ~ feature_set ~ "': choose tutorial or extended") }}
+    {%- endif -%}
+    {{ return(sets[feature_set]) }}
+{% endmacro %}
+
+{#- Identifiers that reach DDL (model, function, schema names) must be plain identifiers. -#}
+{% macro ml_identifier(name, what) %}
+    {%- if not (name is string and modules.re.match('^[a-z_][a-z0-9_]{0,126}$', name)) -%}
+        {{ exceptions.raise_compiler_error("invalid " ~ what ~ " '" ~ name ~ "': use lowercase letters, digits and underscores") }}
+    {%- endif -%}
+    {{ return(name) }}
+{% endmacro %}
+
+{#- The training cut-off date (var churn_training_cutoff), checked before it reaches SQL. -#}
+{% macro churn_training_cutoff() %}
+    {%- set value = var('churn_training_cutoff', '2020-01-01') | string -%}
+    {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', value) -%}
+        {{ exceptions.raise_compiler_error("churn_training_cutoff must be a date YYYY-MM-DD, got '" ~ value ~ "'") }}
+    {%- endif -%}
+    {{ return(value) }}
+{% endmacro %}
+
+{#- Schema of the model registry and, locally, the model coefficients: <target schema>_ml. -#}
+{% macro churn_registry_schema() %}
+    {{- return(target.schema ~ '_ml') -}}
+{% endmacro %}
+
+{#- The feature set a registered model was trained on (var churn_feature_set when the registry
+    does not know the model, e.g. while compiling without a warehouse). -#}
+{% macro churn_model_feature_set(model_name) %}
+    {%- set fallback = var('churn_feature_set', 'extended') -%}
+    {%- if not execute -%}
+        {{ return(fallback) }}
+    {%- endif -%}
+    {%- set registry = adapter.get_relation(database=target.database, schema=atlas_analytics.churn_registry_schema(), identifier='churn_model_registry') -%}
+    {%- if registry is none -%}
+        {{ return(fallback) }}
+    {%- endif -%}
+    {%- set result = run_query("select feature_set from " ~ registry ~ " where model_name = '"
+        ~ atlas_analytics.ml_identifier(model_name, 'model name') ~ "'") -%}
+    {{ return(result.rows[0][0] if result.rows | length > 0 else fallback) }}
+{% endmacro %}
