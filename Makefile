@@ -8,6 +8,8 @@ export UV_PYTHON_DOWNLOADS := never
 export DBT_PROFILES_DIR := $(CURDIR)/.dbt-profiles
 export RUNTIME__DLTHUB_TELEMETRY := false
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# DuckDB extensions (httpfs, aws) come from PyPI packages, never downloaded: dbt reads them here.
+export DUCKDB_EXTENSION_DIRECTORY = $(CURDIR)/$(shell ls -d $(VENV)/lib/python3*/site-packages/duckdb_ext 2>/dev/null | head -1)/extensions
 
 .PHONY: help install browser demo test docs lint compile-redshift test-redshift bench clean
 

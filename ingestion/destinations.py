@@ -23,6 +23,9 @@ from ingestion.source import ItemFormat
 DESTINATIONS = ("local", "s3", "redshift")
 FILE_FORMATS = ("jsonl", "parquet")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+# DuckDB's buffer cache otherwise grows toward 80% of RAM as loads get larger; with a cap, the
+# peak memory of a load stays near that of extraction (docs/benchmarks.md).
+DUCKDB_MEMORY_LIMIT = os.environ.get("ATLAS_DUCKDB_MEMORY_LIMIT", "256MB")
 S3_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/{load_id}.{file_id}.{ext}"
 # Redshift refuses JSON objects over 4 MB in COPY; larger rows are quarantined instead.
 REDSHIFT_MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -113,9 +116,11 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
     config.validate()
     if config.name == "local":
         config.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        return ResolvedDestination(
-            dlt.destinations.duckdb(str(config.warehouse.resolve())), None, config.dataset, "arrow", "parquet", None
-        )
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        credentials = DuckDbCredentials(str(config.warehouse.resolve()))
+        credentials.global_config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
+        return ResolvedDestination(dlt.destinations.duckdb(credentials), None, config.dataset, "arrow", "parquet", None)
     bucket = config.resolved_bucket_url()
     if config.name == "s3":
         url = f"{bucket}/{config.prefix}" if config.prefix else bucket

@@ -51,9 +51,12 @@ OPERATIONS: list[tuple[str, dict[str, Any]]] = [
         "cutoff": "2020-01-01", "model_kind": "redshift_ml", "training_seconds": 1800.0, "trained_at": "2026-01-01T00:00:00",
     }),
     ("drop_churn_model", {"model_name": "churn_model"}),
+    ("stage_external_sources", {"load_dates": ["2026-01-01", "2026-01-02", "2026-01-03"]}),
 ]
 # The churn models build only for a named, trained model: compile them for one.
 BUILD_VARS = {"churn_model_name": "churn_model", "churn_feature_set": "extended"}
+SPECTRUM_VARS = {**BUILD_VARS, "atlas_source": "spectrum"}
+STAGE_ARGS = {"load_dates": ["2026-01-01", "2026-01-02", "2026-01-03"]}
 
 # dbt-redshift's own catalog queries (not the project's SQL; some use Redshift-only table
 # functions sqlfluff cannot parse).
@@ -238,19 +241,30 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
             _dbt(["build", *common, "--full-refresh", "--threads", "1", "--exclude-resource-type", "unit_test",
                   "--vars", json.dumps(BUILD_VARS)])
             manifest = json.loads((target_path / "manifest.json").read_text())
+            nodes = {uid: n for uid, n in manifest["nodes"].items() if n["package_name"] == PROJECT}
             with existing_relations(manifest):
                 _dbt(["run", *common, "--threads", "1", "--select", "config.materialized:incremental",
                       "--vars", json.dumps(BUILD_VARS)])
+            # The landing-zone path: its staging models build only with atlas_source: spectrum.
+            _dbt(["run", *common, "--threads", "1", "--select", "path:models/staging/spectrum",
+                  "--vars", json.dumps(SPECTRUM_VARS)])
+            spectrum_manifest = json.loads((target_path / "manifest.json").read_text())
+            nodes.update({uid: n for uid, n in spectrum_manifest["nodes"].items()
+                          if n["package_name"] == PROJECT and "/spectrum/" in n["original_file_path"]})
             operations: list[tuple[str, int]] = []
             for name, op_args in OPERATIONS:
                 start = len(recorder.statements)
                 _dbt(["run-operation", name, "--args", json.dumps(op_args), *common, "--vars", json.dumps(BUILD_VARS)])
                 operations.append((name, start))
+            # Staging again once the external table exists: partitions are added, nothing recreated.
+            start = len(recorder.statements)
+            with existing_relations(spectrum_manifest):
+                _dbt(["run-operation", "stage_external_sources", "--args", json.dumps(STAGE_ARGS), *common,
+                      "--vars", json.dumps(BUILD_VARS)])
+            operations.append(("stage_external_sources__table_exists", start))
         finally:
             os.environ.pop("DBT_TARGET_PATH", None)
 
-    manifest = json.loads((target_path / "manifest.json").read_text())
-    nodes = {uid: n for uid, n in manifest["nodes"].items() if n["package_name"] == PROJECT}
     by_node: dict[str, list[str]] = {}
     for st in recorder.statements:
         if st.connection in nodes:

@@ -87,13 +87,28 @@ def split_statements(sql: str) -> list[tuple[int, str]]:
 _MODEL_SETTINGS = re.compile(r"(\bsettings\s*\()([^)]*)(\))", re.IGNORECASE)
 
 
+_NESTED_TYPE = re.compile(r"\b(struct|array|map)<[^<>]*>", re.IGNORECASE)
+_IDENT = r"[a-z_][a-z0-9_]*"
+# sqlfluff has no grammar for Spectrum's ALTER TABLE ... ADD PARTITION: this one is checked here.
+_ADD_PARTITIONS = re.compile(
+    rf"^\s*alter\s+table\s+{_IDENT}\.{_IDENT}\s+add\s+(if\s+not\s+exists\s+)?"
+    rf"(partition\s*\(\s*{_IDENT}\s*=\s*'[^']*'(\s*,\s*{_IDENT}\s*=\s*'[^']*')*\s*\)\s*location\s+'s3://[^']+'\s*)+$",
+    re.IGNORECASE,
+)
+
+
 def _for_sqlfluff(statement: str, bare: str) -> str:
-    """sqlfluff's Redshift grammar lists CREATE MODEL's SETTINGS without the commas Redshift
-    requires between them (S3_BUCKET 'b', MAX_RUNTIME 5400): drop them for parsing only. Same
-    length in lines, so findings keep their line numbers."""
-    if not re.match(r"\s*create\s+model\b", bare, re.IGNORECASE):
-        return statement
-    return _MODEL_SETTINGS.sub(lambda m: m.group(1) + m.group(2).replace(",", " ") + m.group(3), statement)
+    """Work around two gaps of sqlfluff's Redshift grammar, for parsing only and keeping line
+    numbers: CREATE MODEL's SETTINGS are listed there without the commas Redshift requires
+    (S3_BUCKET 'b', MAX_RUNTIME 5400), and external tables may not have Spectrum's nested types
+    (struct<...>, array<...>, map<...>), which are checked to be well formed and then parsed as SUPER."""
+    if re.match(r"\s*create\s+model\b", bare, re.IGNORECASE):
+        return _MODEL_SETTINGS.sub(lambda m: m.group(1) + m.group(2).replace(",", " ") + m.group(3), statement)
+    if re.match(r"\s*create\s+external\s+table\b", bare, re.IGNORECASE):
+        previous = None
+        while previous != statement:  # innermost first, until no nested type is left
+            previous, statement = statement, _NESTED_TYPE.sub("super", statement)
+    return statement
 
 
 def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[Finding]:
@@ -117,6 +132,10 @@ def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[
             findings.append(Finding(name, first_line, "TRUNCATE commits the open transaction on Redshift: use DELETE FROM to keep the change atomic"))
         if in_transaction and OUTSIDE_TRANSACTION.match(bare):
             findings.append(Finding(name, first_line, f"'{head.split(chr(10))[0][:60]}' cannot run inside a transaction block"))
+        if re.match(r"\s*alter\s+table\s+\S+\s+add\s+(if\s+not\s+exists\s+)?partition\b", bare, re.IGNORECASE):
+            if not _ADD_PARTITIONS.match(_COMMENTS.sub(" ", statement).strip()):
+                findings.append(Finding(name, first_line, "malformed ALTER TABLE ... ADD PARTITION for Spectrum"))
+            continue
         parsed = linter.parse_string(_for_sqlfluff(statement, bare))
         for err in parsed.violations:
             findings.append(Finding(name, offset + (err.line_no or 1), f"unparsable for Redshift (sqlfluff): {err.desc()}"))

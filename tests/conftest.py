@@ -47,20 +47,31 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> 
     )
 
 
-def run_dbt(*args: str, warehouse: Path, target_path: Path) -> subprocess.CompletedProcess[str]:
+def duckdb_extension_directory() -> str:
+    """Where the PyPI packages duckdb-ext-httpfs / duckdb-ext-aws put DuckDB extensions."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("duckdb_ext")
+    assert spec and spec.submodule_search_locations, "duckdb-ext-httpfs is not installed"
+    return str(Path(list(spec.submodule_search_locations)[0]) / "extensions")
+
+
+def run_dbt(*args: str, warehouse: Path, target_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`dbt <args>` on the local target against `warehouse`, output kept out of the repo's target/."""
     profiles = target_path / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     (profiles / "profiles.yml").write_text((REPO / "profiles.yml.example").read_text())
-    env = {
+    base = {
         **os.environ,
         "DBT_PROFILES_DIR": str(profiles),
         "DBT_DUCKDB_PATH": str(warehouse),
         "DBT_TARGET_PATH": str(target_path),
         "DBT_LOG_PATH": str(target_path / "logs"),
         "DBT_USE_COLORS": "false",
+        "DUCKDB_EXTENSION_DIRECTORY": duckdb_extension_directory(),
+        **(env or {}),
     }
-    return subprocess.run([str(BIN / "dbt"), *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([str(BIN / "dbt"), *args], cwd=REPO, capture_output=True, text=True, env=base, timeout=600)
 
 
 @pytest.fixture(scope="session")

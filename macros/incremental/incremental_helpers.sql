@@ -4,7 +4,7 @@
 {#- A condition to append to a where clause: rows newer than what the model already holds, by
     raw extraction time. -#}
 {% macro newer_than_loaded(column='extracted_at') %}
-    {%- if is_incremental() -%}
+    {%- if is_incremental() %}
         and {{ column }} > (select coalesce(max(extracted_at), cast('1900-01-01' as timestamp)) from {{ this }})
     {%- endif -%}
 {% endmacro %}

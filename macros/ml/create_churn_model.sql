@@ -23,9 +23,9 @@
         {{ exceptions.raise_compiler_error("model " ~ model_name ~ " already exists: pass replace: true to drop and train it again (training is billed)") }}
     {%- endif -%}
     {%- if exists -%}
-        {%- do run_query(atlas_analytics.drop_churn_model_sql(model_name)) -%}
+        {%- do atlas_analytics.run_outside_transaction(atlas_analytics.drop_churn_model_sql(model_name)) -%}
     {%- endif -%}
-    {%- do run_query(sql) -%}
+    {%- do atlas_analytics.run_outside_transaction(sql) -%}
     {{ log("CREATE MODEL " ~ model_name ~ " submitted: training runs asynchronously", info=true) }}
 {% endmacro %}
 
@@ -80,7 +80,7 @@
 
 {#- `dbt run-operation drop_churn_model --args '{model_name: ...}'`. -#}
 {% macro drop_churn_model(model_name) %}
-    {%- do run_query(atlas_analytics.drop_churn_model_sql(model_name)) -%}
+    {%- do atlas_analytics.run_outside_transaction(atlas_analytics.drop_churn_model_sql(model_name)) -%}
     {{ log("dropped model " ~ model_name ~ " (if it existed)", info=true) }}
 {% endmacro %}
 

@@ -1,3 +1,10 @@
+{#- With atlas_source: spectrum, the landing zone's own unnest (only staging reads sources). -#}
+{% if var('atlas_source', 'loaded') == 'spectrum' %}
+
+select * from {{ ref('stg_spectrum__customer_activity_service_calls') }}
+
+{% else %}
+
 with
 
 customers as (
@@ -28,3 +35,5 @@ unnested as (
 )
 
 select * from unnested
+
+{% endif %}

@@ -5,7 +5,7 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_atlas__customer_activity') }}
+    select * from {{ customer_activity_staging() }}
 
 ),
 

@@ -6,7 +6,7 @@
         on_schema_change='append_new_columns',
         dist='customer_activity_id',
         sort='record_date',
-        post_hook="{{ delete_stale_rows('customer_activity_id', ref('stg_atlas__customer_activity')) }}",
+        post_hook="{{ delete_stale_rows('customer_activity_id', customer_activity_staging()) }}",
     )
 }}
 
@@ -14,10 +14,10 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_atlas__customer_activity') }}
+    select * from {{ customer_activity_staging() }}
     where
         deleted_at is null
-        {{ newer_than_loaded() }}
+        {{- newer_than_loaded() }}
 
 ),
 

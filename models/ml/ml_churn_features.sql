@@ -32,7 +32,8 @@ features as (
         customers.account_length,
         customers.area_code,
         customers.total_charge / nullif(customers.account_length, 0) as average_daily_spend,
-        cast(customers.cust_serv_calls as double precision) / nullif(customers.account_length, 0) as average_daily_cases,
+        cast(customers.cust_serv_calls as double precision)
+        / nullif(customers.account_length, 0) as average_daily_cases,
 
         -- extended features
         customers.intl_plan,

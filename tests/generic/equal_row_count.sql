@@ -1,6 +1,5 @@
-{#- Fails when the model and `compare_model` (rows matching `compare_filter`, when given) differ in
-    row count; returns one row with both counts. -#}
-{% test equal_row_count(model, compare_model, compare_filter=none) %}
+{#- Fails when the model and `compare_model` differ in row count; returns one row with both counts. -#}
+{% test equal_row_count(model, compare_model) %}
 
 with model_rows as (
     select count(*) as row_count from {{ model }}
@@ -8,7 +7,6 @@ with model_rows as (
 
 compare_rows as (
     select count(*) as row_count from {{ compare_model }}
-    {%- if compare_filter %} where {{ compare_filter }}{% endif %}
 )
 
 select

@@ -1,3 +1,5 @@
+{{ config(enabled=var('atlas_source', 'loaded') == 'loaded') }}
+
 with
 
 source as (
