@@ -111,10 +111,26 @@ def write_page(results: list[dict]) -> None:
             f"{r['full_vs_plain_dlt_speedup']:.1f}x | {100 * r['incremental_vs_full']:.1f}% | {r['measured_at'][:10]} |"
         )
     by_docs = {r["docs"]: r for r in results}
-    rss_line = "not measured yet: run `BENCH_DOCS=1000000 make bench` after a run at 100,000"
-    if 100_000 in by_docs and 1_000_000 in by_docs:
-        ratio = by_docs[1_000_000]["full_load_peak_rss_mb"] / by_docs[100_000]["full_load_peak_rss_mb"]
-        rss_line = f"{ratio:.2f}x"
+    small, large = by_docs.get(100_000), by_docs.get(1_000_000)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    lines = ["| target | measured | |", "|---|---|---|"]
+    for r in sorted(results, key=lambda r: r["docs"]):
+        lines.append(f"| full load >= 0.5x raw pymongo iteration ({r['docs']:,}) | {r['full_vs_raw_throughput']:.2f}x | "
+                     f"{verdict(r['full_vs_raw_throughput'] >= 0.5)} |")
+        lines.append(f"| full load >= 10x the plain dlt resource ({r['docs']:,}) | {r['full_vs_plain_dlt_speedup']:.1f}x | "
+                     f"{verdict(r['full_vs_plain_dlt_speedup'] >= 10)} |")
+    if large:
+        lines.append(f"| incremental after 1% <= 3% of the full load (1,000,000) | {100 * large['incremental_vs_full']:.1f}% | "
+                     f"{verdict(large['incremental_vs_full'] <= 0.03)} |")
+        lines.append(f"| full load peak RSS <= 1 GiB (1,000,000) | {large['full_load_peak_rss_mb']:.0f} MB | "
+                     f"{verdict(large['full_load_peak_rss_mb'] <= 1024)} |")
+    if small and large:
+        ratio = large["full_load_peak_rss_mb"] / small["full_load_peak_rss_mb"]
+        lines.append(f"| peak RSS at 1,000,000 within 1.5x of 100,000 | {ratio:.2f}x | {verdict(ratio <= 1.5)} |")
+    targets = "\n".join(lines)
     DOC_PAGE.write_text(f"""# Benchmarks
 
 `make bench` (default `BENCH_DOCS=100000`; `BENCH_DOCS=1000000 make bench` for the large run) seeds
@@ -130,13 +146,20 @@ Machine of the last run: {results[-1]['machine']}.
 {chr(10).join(rows)}
 
 ## Targets
-| target | measured |
-|---|---|
-| full load throughput >= 0.5x raw pymongo iteration | see `full / raw throughput` |
-| full load >= 10x the plain dlt resource | see `full vs plain dlt` |
-| incremental after a 1% change <= 3% of the full load, at 1,000,000 documents | see `incremental / full` at 1,000,000 |
-| full load peak RSS <= 1 GiB at 1,000,000 documents | see `full load peak RSS MB` at 1,000,000 |
-| peak RSS at 1,000,000 within 1.5x of 100,000 | {rss_line} |
+{targets}
+
+## Reading the figures
+- The local MongoDB-wire server (SecantusDB) is itself written in Python and is the bottleneck:
+  raw pymongo iteration, (a), is mostly the server's time, and our full load runs at about the
+  same throughput. A plain dlt resource runs at about 0.15x of raw iteration here, so being 10x
+  faster than it would mean being about 1.5x faster than raw iteration: out of reach on this
+  server, whatever the client does. (Against a faster server the ratio to the plain dlt resource
+  is expected to grow, since its cost is client-side normalizing; that is not measured here.)
+- Parallel `_id`-range readers (`--workers`) do not help on this server: it scans the collection
+  for every `_id` range query instead of using the `_id` index (measured on 100,000 documents:
+  11.1 s with 1 worker, 30.8 s with 2, 51.2 s with 4). On Atlas the ranges are index scans.
+- Peak RSS: extraction holds at most two batches per reader; the rest is DuckDB's buffer cache
+  while loading, capped by `ATLAS_DUCKDB_MEMORY_LIMIT` (default 256MB).
 """)
 
 

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     per.add_argument("--projection", help="a MongoDB projection as JSON")
     per.add_argument("--write-disposition", help="replace, merge or append (default: by mode)")
     per.add_argument("--workers", type=int, help="parallel readers over _id ranges (default 1)")
+    per.add_argument("--lookback-seconds", type=float, help="incremental: re-read this long before the last cursor value")
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -100,6 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides={
             "mode": args.mode, "cursor_field": args.cursor_field, "filter": args.filter,
             "projection": args.projection, "write_disposition": args.write_disposition, "workers": args.workers,
+            "lookback_seconds": args.lookback_seconds,
         },
     )
     summary = run(config)

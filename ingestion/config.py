@@ -29,6 +29,7 @@ class CollectionConfig:
         filter = '{"status": {"$ne": "test"}}'
         projection = '{"internal_notes": 0}'
         workers = 4
+        lookback_seconds = 60        # re-read a minute before the last cursor value
     """
 
     name: str
@@ -39,6 +40,9 @@ class CollectionConfig:
     projection: dict[str, Any] | None = None
     write_disposition: str | None = None
     workers: int = 1
+    # Re-read this many seconds before the last cursor value: for writers whose clocks disagree,
+    # or whose commits land out of cursor order. Re-read documents are merged, not duplicated.
+    lookback_seconds: float = 0.0
 
     @property
     def disposition(self) -> str:
@@ -59,6 +63,8 @@ class CollectionConfig:
             raise ConfigError(f"{where}: unknown write disposition '{self.write_disposition}': choose one of {', '.join(WRITE_DISPOSITIONS)}")
         if self.workers < 1 or self.workers > 64:
             raise ConfigError(f"{where}: workers must be between 1 and 64")
+        if self.lookback_seconds < 0:
+            raise ConfigError(f"{where}: lookback_seconds must be zero or more")
         return self
 
 
@@ -83,7 +89,7 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
     if not isinstance(stored, Mapping):
         raise ConfigError(f"sources.atlas.collections.{name} in .dlt/config.toml must be a table")
     merged = {**stored, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    unknown = set(merged) - {"mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers"}
+    unknown = set(merged) - {"mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers", "lookback_seconds"}
     if unknown:
         raise ConfigError(f"collection '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
     config = CollectionConfig(name=name)
@@ -96,5 +102,6 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
         projection=parse_json_object(merged.get("projection"), f"projection of '{name}'"),
         write_disposition=merged.get("write_disposition"),
         workers=int(merged.get("workers", config.workers)),
+        lookback_seconds=float(merged.get("lookback_seconds", config.lookback_seconds)),
     )
     return config.validate()

@@ -17,38 +17,27 @@ from pathlib import Path
 from typing import Any, Iterator
 from unittest import mock
 
+from ingestion.redshift_sql import OfflineCursor, bind_parameters
+
 OFFLINE_IAM_ROLE = "arn:aws:iam::123456789012:role/atlas-ingest-offline"
 
 
-class _RecordingCursor:
+class _RecordingCursor(OfflineCursor):
+    """psycopg2's cursor, offline: records each statement; queries answer with no rows."""
+
     def __init__(self, log: list[str]) -> None:
+        super().__init__()
         self._log = log
-        self.description = None
-        self.rowcount = 0
 
-    def execute(self, query: Any, args: Any = None) -> None:
-        sql = _render(query, args)
+    def execute(self, query: Any, args: Any = None, **_: Any) -> "_RecordingCursor":
+        if not isinstance(query, str):  # psycopg2.sql.Composed made only of SQL parts
+            query = "".join(getattr(part, "string", str(part)) for part in getattr(query, "seq", [query]))
+        sql = bind_parameters(query, args if isinstance(args, (list, tuple)) or args is None else [args])
         self._log.append(sql)
-        # Queries answer with no rows (nothing exists yet); other statements with no result set.
+        # dlt reads "no rows" from an empty description, and "no result set" from None.
         self.description = [] if re.match(r"\s*(select|with|show)\b", sql, re.IGNORECASE) else None
-
-    def fetchall(self) -> list[Any]:
-        return []
-
-    def fetchone(self) -> None:
-        return None
-
-    def fetchmany(self, size: int = 0) -> list[Any]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "_RecordingCursor":
+        self._rows = []
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
 
 
 class _RecordingConnection:
@@ -80,23 +69,6 @@ class _RecordingConnection:
 
     def close(self) -> None:
         pass
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _render(query: Any, args: Any) -> str:
-    if not isinstance(query, str):  # psycopg2.sql.Composed made only of SQL parts
-        query = "".join(getattr(part, "string", str(part)) for part in getattr(query, "seq", [query]))
-    if not args:
-        return query
-    values = iter(args if isinstance(args, (list, tuple)) else [args])
-    return re.sub(r"%s", lambda _: _literal(next(values)), query)
 
 
 def _free_port() -> int:

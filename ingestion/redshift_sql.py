@@ -148,7 +148,7 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _bind(sql: str, bindings: Sequence[Any] | None) -> str:
+def bind_parameters(sql: str, bindings: Sequence[Any] | None) -> str:
     if not bindings:
         return sql
     values = iter(bindings)
@@ -165,7 +165,7 @@ def offline_redshift(recorder: Recorder) -> Iterator[None]:
     def recording_add_query(self: Any, sql: str, auto_begin: bool = True, bindings: Any = None, **kwargs: Any) -> Any:
         connection = self.get_thread_connection()
         if not _ADAPTER_INTROSPECTION.search(sql):
-            recorder.add(connection.name or "", _bind(sql, bindings))
+            recorder.add(connection.name or "", bind_parameters(sql, bindings))
         return original_add_query(self, sql, auto_begin, bindings=bindings, **kwargs)
 
     with mock.patch("redshift_connector.connect", lambda **_: OfflineConnection()), mock.patch.object(

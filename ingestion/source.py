@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -96,7 +96,10 @@ def collection_resource(
         if last is not None:
             assert config.cursor_field
             stats.cursor_from = decode_cursor(last)
-            filters = incremental_filters(config.filter, config.cursor_field, stats.cursor_from)
+            start = stats.cursor_from
+            if config.lookback_seconds and isinstance(start, datetime):
+                start = start - timedelta(seconds=config.lookback_seconds)
+            filters = incremental_filters(config.filter, config.cursor_field, start)
         elif config.workers > 1:
             filters = id_range_filters(collection, config.filter, config.workers * 2)
         else:

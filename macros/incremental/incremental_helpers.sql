@@ -2,10 +2,12 @@
     first or full-refresh build. -#}
 
 {#- A condition to append to a where clause: rows newer than what the model already holds, by
-    raw extraction time. -#}
+    raw extraction time (every row on a full build). -#}
 {% macro newer_than_loaded(column='extracted_at') %}
-    {%- if is_incremental() %}
+    {%- if is_incremental() -%}
         and {{ column }} > (select coalesce(max(extracted_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {%- else -%}
+        and 1 = 1
     {%- endif -%}
 {% endmacro %}
 

@@ -25,6 +25,7 @@
         {%- do atlas_analytics.run_outside_transaction(setup) -%}
     {%- endif -%}
     {%- for node in selected -%}
+        {%- do atlas_analytics.check_external_format(node) -%}
         {%- set statements = adapter.dispatch('external_table_statements', 'atlas_analytics')(node, full_refresh, load_dates) -%}
         {%- for statement in statements -%}
             {%- do atlas_analytics.run_outside_transaction(statement) -%}
@@ -54,6 +55,17 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(dates) }}
+{% endmacro %}
+
+
+{#- The landing zone's external tables read gzip JSON lines, where nested data are objects that
+    Spectrum types as struct / array. (Parquet landing files hold nested data as JSON text, which
+    these column types would not read.) -#}
+{% macro check_external_format(node) %}
+    {%- if (node.external.file_format or 'jsonl') != 'jsonl' -%}
+        {{ exceptions.raise_compiler_error("external source " ~ node.source_name ~ "." ~ node.name ~ ": file_format must be jsonl "
+            ~ "(land with --destination s3 --file-format jsonl); parquet landing files keep nested data as JSON text") }}
+    {%- endif -%}
 {% endmacro %}
 
 
@@ -103,12 +115,8 @@
                 {{ columns | join(',\n                ') }}
             )
             {% if partitions %}partitioned by ({{ partitions | join(', ') }}){% endif %}
-            {% if node.external.file_format == 'parquet' -%}
-            stored as parquet
-            {%- else -%}
             row format {{ node.external.row_format }}
             stored as textfile
-            {%- endif %}
             location '{{ location }}/'
             {% if node.external.table_properties %}table properties {{ node.external.table_properties }}{% endif %}
         {%- endset -%}
@@ -137,12 +145,8 @@
         {%- do columns.append("'" ~ atlas_analytics.ml_identifier(column.name | lower, 'column') ~ "': '" ~ atlas_analytics.external_column_type(column.data_type) ~ "'") -%}
     {%- endfor -%}
     {%- set reader -%}
-        {%- if node.external.file_format == 'parquet' -%}
-            read_parquet('{{ location }}/*/*.parquet', hive_partitioning = true, union_by_name = true)
-        {%- else -%}
-            read_json('{{ location }}/*/*.jsonl.gz', format = 'newline_delimited', compression = 'gzip',
-                      columns = { {{- columns | join(', ') -}} }, hive_partitioning = true, hive_types = {'load_date': 'DATE'})
-        {%- endif -%}
+        read_json('{{ location }}/*/*.jsonl.gz', format = 'newline_delimited', compression = 'gzip',
+                  columns = { {{- columns | join(', ') -}} }, hive_partitioning = true, hive_types = {'load_date': 'DATE'})
     {%- endset -%}
     {{ return([
         "create schema if not exists " ~ schema,
@@ -194,12 +198,19 @@
 {#- Runs one statement without opening a transaction: Redshift refuses external DDL, CREATE MODEL
     and DROP MODEL inside a transaction block. -#}
 {% macro run_outside_transaction(sql) %}
-    {#- a catalog lookup may have left a transaction open: end it first (a COMMIT without one
-        only warns) -#}
-    {%- call statement('end_transaction', fetch_result=False, auto_begin=False) -%}
-        commit
-    {%- endcall -%}
+    {%- do adapter.dispatch('end_open_transaction', 'atlas_analytics')() -%}
     {%- call statement('outside_transaction', fetch_result=False, auto_begin=False) -%}
         {{ sql }}
+    {%- endcall -%}
+{% endmacro %}
+
+
+{#- A catalog lookup may have left a transaction open on Redshift: end it (a COMMIT without one
+    only warns there). DuckDB has nothing to end. -#}
+{% macro default__end_open_transaction() %}{% endmacro %}
+
+{% macro redshift__end_open_transaction() %}
+    {%- call statement('end_transaction', fetch_result=False, auto_begin=False) -%}
+        commit
     {%- endcall -%}
 {% endmacro %}

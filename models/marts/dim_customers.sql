@@ -17,7 +17,7 @@ customers as (
     select * from {{ customer_activity_staging() }}
     where
         deleted_at is null
-        {{- newer_than_loaded() }}
+        {{ newer_than_loaded() }}
 
 ),
 

@@ -17,7 +17,7 @@ service_calls as (
     select * from {{ ref('int_customer_activity__service_calls_unnested') }}
     where
         deleted_at is null
-        {{- newer_than_loaded() }}
+        {{ newer_than_loaded() }}
 
 ),
 

@@ -124,3 +124,14 @@ def test_drift_is_reported_run_by_run(mongo_server, events, tmp_path):
     assert second["new_columns"] == ["color"] and second["variant_columns"] == ["v__v_text"]
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.sql("select v, v__v_text, color from raw_atlas.events where _id = 'drift'").fetchone() == (None, "not a number", "red")
+
+
+def test_lookback_rereads_late_writes_with_older_cursor_values(mongo_server, events, tmp_path):
+    ingest(mongo_server.uri, tmp_path)
+    # A writer with a slow clock commits after the run, stamping a time before the last cursor.
+    events.insert_one({"_id": "late", "v": 1, "updated_at": T0 + timedelta(minutes=99) - timedelta(seconds=30)})
+    without, _ = ingest(mongo_server.uri, tmp_path)
+    assert "late" not in warehouse_rows(tmp_path) and without["documents_read"] == 1
+    with_lookback, _ = ingest(mongo_server.uri, tmp_path, "--lookback-seconds", "60")
+    # d98 (exactly 60 s before), late, and d99 at the boundary
+    assert warehouse_rows(tmp_path)["late"] == 1 and with_lookback["documents_read"] == 3

@@ -7,7 +7,7 @@ import random
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
@@ -29,12 +29,12 @@ def start_run(uri: str, work, mode: str) -> subprocess.Popen:
 
 
 def mutate(coll, rng: random.Random, allow_deletes: bool) -> None:
-    now = datetime.now(timezone.utc)
+    # Like an application: each write stamps updated_at with the time of the write.
     ids = [d["_id"] for d in coll.aggregate([{"$sample": {"size": 60}}, {"$project": {"_id": 1}}])]
-    for i, _id in enumerate(ids[:40]):
+    for _id in ids[:40]:
         coll.update_one({"_id": _id}, {"$set": {"churned": rng.random() < 0.5, "billing.total_charge": rng.random() * 100,
-                                                 "updated_at": now + timedelta(milliseconds=i)}})
-    coll.insert_many([{"customer": {"state": "ZZ"}, "n": rng.random(), "updated_at": now + timedelta(seconds=1)} for _ in range(10)])
+                                                 "updated_at": datetime.now(timezone.utc)}})
+    coll.insert_many([{"customer": {"state": "ZZ"}, "n": rng.random(), "updated_at": datetime.now(timezone.utc)} for _ in range(10)])
     if allow_deletes:
         coll.delete_many({"_id": {"$in": ids[40:50]}})
 

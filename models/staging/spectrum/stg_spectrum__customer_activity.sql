@@ -22,34 +22,7 @@ renamed as (
         -- ids
         landed._id as customer_activity_id,
 
-        -- customer
-        {{ json_value('landed.customer', 'state', 'varchar(2)') }} as state,
-        {{ json_value('landed.customer', 'area_code', 'integer') }} as area_code,
-        {{ json_value('landed.customer', 'phone', 'varchar(8)') }} as phone,
-        {{ json_value('landed.customer', 'account_length_days', 'integer') }} as account_length_days,
-
-        -- plans
-        {{ json_value('landed.plans', 'international.enrolled', 'boolean') }} as has_intl_plan,
-        {{ json_value('landed.plans', 'voice_mail.enrolled', 'boolean') }} as has_vmail_plan,
-        {{ json_value('landed.plans', 'voice_mail.messages', 'integer') }} as vmail_messages,
-
-        -- usage
-        {{ json_value('landed.usage', 'day.minutes', 'double precision') }} as day_minutes,
-        {{ json_value('landed.usage', 'day.calls', 'integer') }} as day_calls,
-        {{ json_value('landed.usage', 'day.charge', 'double precision') }} as day_charge,
-        {{ json_value('landed.usage', 'evening.minutes', 'double precision') }} as evening_minutes,
-        {{ json_value('landed.usage', 'evening.calls', 'integer') }} as evening_calls,
-        {{ json_value('landed.usage', 'evening.charge', 'double precision') }} as evening_charge,
-        {{ json_value('landed.usage', 'night.minutes', 'double precision') }} as night_minutes,
-        {{ json_value('landed.usage', 'night.calls', 'integer') }} as night_calls,
-        {{ json_value('landed.usage', 'night.charge', 'double precision') }} as night_charge,
-        {{ json_value('landed.usage', 'international.minutes', 'double precision') }} as intl_minutes,
-        {{ json_value('landed.usage', 'international.calls', 'integer') }} as intl_calls,
-        {{ json_value('landed.usage', 'international.charge', 'double precision') }} as intl_charge,
-
-        -- billing
-        {{ json_value('landed.billing', 'total_charge', 'double precision') }} as total_charge,
-        {{ json_value('landed.billing', 'currency', 'varchar(3)') }} as currency,
+        {{ customer_activity_flattened('landed') }}
 
         -- service calls
         {{ external_array_length('landed.service_calls') }} as service_call_count,
