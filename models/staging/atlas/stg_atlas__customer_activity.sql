@@ -14,6 +14,7 @@ renamed as (
         -- ids
         source._id as customer_activity_id,
 
+        -- customer, plans, usage, billing (macros/staging/customer_activity_flattened.sql)
         {{ customer_activity_flattened('source') }}
 
         -- service calls

@@ -22,6 +22,7 @@ renamed as (
         -- ids
         landed._id as customer_activity_id,
 
+        -- customer, plans, usage, billing (macros/staging/customer_activity_flattened.sql)
         {{ customer_activity_flattened('landed') }}
 
         -- service calls
