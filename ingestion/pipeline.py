@@ -146,6 +146,28 @@ def _index_warning(client: MongoClient, database: str, config: CollectionConfig)
     )
 
 
+def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
+    """Load what a previous, interrupted run extracted; if that can no longer load (a kill can
+    leave dlt's schema bookkeeping and the staging tables out of step), discard it with dlt's
+    scratch staging dataset. Safe either way: the cursor in a package only counts once the
+    package is loaded, so this run reads again whatever was discarded."""
+    if not pipeline.has_pending_data:
+        return
+    try:
+        pipeline.normalize()
+        pipeline.load()
+    except PipelineStepFailed as exc:
+        log.warning(
+            "a previous run left a load that cannot complete (%s): discarding it; this run reads again from "
+            "the last loaded state", redact_uri(str(exc.exception)).splitlines()[0][:200],
+        )
+        pipeline.drop_pending_packages()
+        if is_sql:
+            with pipeline.sql_client() as client, client.with_staging_dataset():
+                if client.has_dataset():
+                    client.drop_dataset()
+
+
 def run(config: RunConfig) -> RunSummary:
     """Load every configured collection; raises an IngestError subclass on any user-fixable failure."""
     collections = config.validate()
@@ -176,6 +198,7 @@ def run(config: RunConfig) -> RunSummary:
             dataset_name=target.dataset,
             pipelines_dir=str(config.pipelines_dir) if config.pipelines_dir else None,
         )
+        finish_or_discard_pending(pipeline, target.is_sql)
         stored = pipeline.default_schema if pipeline.default_schema_name else None
         stats: dict[str, CollectionStats] = {}
         first_load: dict[str, bool] = {}

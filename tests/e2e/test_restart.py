@@ -81,3 +81,44 @@ def test_killed_runs_converge_to_the_source(mode, mongo_server, tmp_path):
     assert set(ids) == set(source)
     for _id, churned, total, n in rows:
         assert (churned, total, n) == source[_id], _id
+
+
+def test_a_pending_load_that_cannot_complete_is_discarded_and_read_again(mongo_server, tmp_path, monkeypatch, caplog):
+    """A kill can leave a load package that dlt can no longer load (here: its file is corrupt).
+    The next run discards it and reads again from the last loaded cursor: nothing is lost."""
+    import dlt
+
+    from ingestion.destinations import DestinationConfig
+    from ingestion.pipeline import RunConfig, run
+
+    config = RunConfig(uri=mongo_server.uri, database="pending", collections=["customer_activity"],
+                       destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p",
+                       overrides={"mode": "incremental", "cursor_field": "updated_at"})
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 300, seed=8, database="pending")
+        coll = client["pending"]["customer_activity"]
+        run(config)
+        ids = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(5)]
+        coll.update_many({"_id": {"$in": ids}}, {"$set": {"churned": True, "updated_at": datetime.now(timezone.utc)}})
+
+        def killed(self, *args, **kwargs):
+            raise SystemExit("killed during load")
+
+        monkeypatch.setattr(dlt.Pipeline, "load", killed)
+        with pytest.raises(SystemExit):
+            run(config)
+        monkeypatch.undo()
+        pending = list((tmp_path / "p").rglob("normalized/*/new_jobs/customer_activity.*.parquet"))
+        assert pending, "the interrupted run left no pending package"
+        for path in pending:
+            path.write_bytes(b"not parquet")
+
+        with caplog.at_level("WARNING", logger="atlas_ingest"):
+            summary = run(config)
+        assert any("cannot complete" in r.getMessage() for r in caplog.records)
+        assert summary.tables[0].documents_read >= 5
+        source = {str(d["_id"]): d["churned"] for d in coll.find()}
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        rows = con.sql("select _id, churned from raw_atlas.customer_activity").fetchall()
+    assert len(rows) == len({r[0] for r in rows}) == len(source)
+    assert dict(rows) == source
