@@ -132,15 +132,10 @@ def regex_options(flags: int | str) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    """orjson hook for BSON types inside nested documents: lossless string or tagged object."""
-    if isinstance(value, ObjectId):
-        return str(value)
-    if isinstance(value, Decimal128):
-        return str(value.to_decimal())
-    if isinstance(value, Binary):
-        return binary_to_text(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
+    """orjson hook for BSON types inside nested documents: the same text as at top level, or a
+    tagged object for types without one."""
+    if isinstance(value, (ObjectId, Decimal128, Binary, bytes, Code)):
+        return to_text(value)
     if isinstance(value, DatetimeMS):
         return {"$date": int(value)}
     if isinstance(value, Regex):
@@ -151,8 +146,6 @@ def _json_default(value: Any) -> Any:
         return {"$minKey": 1}
     if isinstance(value, MaxKey):
         return {"$maxKey": 1}
-    if isinstance(value, Code):
-        return str(value)
     raise TypeError(f"unsupported BSON value of type {type(value).__name__}")
 
 

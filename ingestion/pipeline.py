@@ -100,6 +100,9 @@ class _HideArrowHintMerge(logging.Filter):
         return _MISMATCH_WARNING not in record.getMessage()
 
 
+logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
+
+
 def connect(uri: str, timeout_ms: int = 5_000) -> MongoClient:
     """A client that has answered `ping`, or a SourceError/ConfigError naming the cause."""
     # A timeout written in the URI wins over the default.
@@ -184,7 +187,6 @@ def run(config: RunConfig) -> RunSummary:
             found = ", ".join(sorted(existing)) or "none"
             raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")
 
-        logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
         target = resolve(config.destination, config.database)
         if target.is_sql:

@@ -2,8 +2,6 @@
     config(
         materialized='incremental',
         unique_key='customer_activity_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         dist='customer_activity_id',
         sort='record_date',
         post_hook="{{ delete_stale_rows('customer_activity_id', customer_activity_staging()) }}",

@@ -2,8 +2,6 @@
     config(
         materialized='incremental',
         unique_key='customer_activity_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
         dist='customer_activity_id',
         sort='opened_at',
         post_hook="{{ delete_rows_beyond_parent_count(ref('dim_customers'), 'customer_activity_id', 'service_call_index', 'service_call_count') }}",

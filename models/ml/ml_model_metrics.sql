@@ -6,7 +6,6 @@
         enabled=var('churn_model_name', none) is not none,
         materialized='incremental',
         unique_key='model_name',
-        incremental_strategy='delete+insert',
     )
 }}
 
