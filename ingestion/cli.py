@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -40,13 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prefix", default="atlas", help="key prefix under the bucket (default: atlas)")
     run.add_argument("--file-format", default="jsonl", help="jsonl (gzip) or parquet, for --destination s3")
     per = run.add_argument_group("per-collection settings (override [sources.atlas.collections.<name>] in .dlt/config.toml)")
-    per.add_argument("--mode", help="full (replace) or incremental (merge on _id by cursor field)")
+    per.add_argument("--mode", help="full (replace), incremental (merge on _id by cursor field) or cdc (snapshot, then change stream)")
     per.add_argument("--cursor-field", help="incremental cursor, e.g. updated_at")
     per.add_argument("--filter", help="a MongoDB query as JSON, applied on the server")
     per.add_argument("--projection", help="a MongoDB projection as JSON")
     per.add_argument("--write-disposition", help="replace, merge or append (default: by mode)")
     per.add_argument("--workers", type=int, help="parallel readers over _id ranges (default 1)")
     per.add_argument("--lookback-seconds", type=float, help="incremental: re-read this long before the last cursor value")
+    per.add_argument("--deletes", help="cdc: hard (delete the row, default) or soft (keep it with _deleted_at)")
+    per.add_argument("--on-token-lost", help="cdc: resync (new snapshot, default) or fail, when the resume token left the oplog")
+    per.add_argument("--checkpoint-docs", type=int, help="cdc: documents or change events per checkpointed load (default 50000)")
+    run.add_argument("--follow", action="store_true", help="cdc: keep streaming changes after catching up (stop with SIGTERM)")
+    run.add_argument("--flush-interval", type=float, default=5.0, help="--follow: seconds between loads (default 5)")
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -98,12 +104,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ),
         pipelines_dir=args.pipelines_dir,
         batch_docs=args.batch_docs,
+        follow=args.follow,
+        flush_interval_s=args.flush_interval,
         overrides={
             "mode": args.mode, "cursor_field": args.cursor_field, "filter": args.filter,
             "projection": args.projection, "write_disposition": args.write_disposition, "workers": args.workers,
-            "lookback_seconds": args.lookback_seconds,
+            "lookback_seconds": args.lookback_seconds, "deletes": args.deletes, "on_token_lost": args.on_token_lost,
+            "checkpoint_docs": args.checkpoint_docs,
         },
     )
+    if args.follow:
+        logging.basicConfig(format="atlas-ingest: %(message)s")
+        logging.getLogger("atlas_ingest").setLevel(logging.INFO)
     summary = run(config)
     if args.json:
         print(json.dumps(summary.as_dict(), default=str))
@@ -115,8 +127,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             notes.append(f"new columns {', '.join(t.new_columns)}")
         if t.variant_columns:
             notes.append(f"type drift into {', '.join(t.variant_columns)}")
+        if t.mode == "cdc":
+            read = f"{t.snapshot_docs} snapshot documents, {t.events} change events ({t.deletes} deletes)"
+            for reason in t.resyncs:
+                notes.append(f"RESYNC: {reason}")
+        else:
+            read = f"{t.documents_read} documents read"
         extra = f" ({'; '.join(notes)})" if notes else ""
-        print(f"  {t.collection} -> {summary.dataset}.{t.table} [{t.mode}]: {t.documents_read} documents read, {t.rows_loaded} rows loaded{extra}")
+        print(f"  {t.collection} -> {summary.dataset}.{t.table} [{t.mode}]: {read}, {t.rows_loaded} rows loaded{extra}")
         for w in t.warnings:
             print(f"  warning: {w}")
     return 0

@@ -11,8 +11,10 @@ import dlt
 
 from ingestion.errors import ConfigError
 
-Mode = Literal["full", "incremental"]
-MODES: tuple[str, ...] = ("full", "incremental")
+Mode = Literal["full", "incremental", "cdc"]
+MODES: tuple[str, ...] = ("full", "incremental", "cdc")
+DELETES: tuple[str, ...] = ("hard", "soft")
+ON_TOKEN_LOST: tuple[str, ...] = ("resync", "fail")
 WRITE_DISPOSITIONS = ("replace", "merge", "append")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -30,6 +32,12 @@ class CollectionConfig:
         projection = '{"internal_notes": 0}'
         workers = 4
         lookback_seconds = 60        # re-read a minute before the last cursor value
+
+        [sources.atlas.collections.orders]
+        mode = "cdc"                 # snapshot, then the change stream
+        deletes = "soft"             # keep deleted rows with _deleted_at (default: hard)
+        on_token_lost = "fail"       # default: resync
+        checkpoint_docs = 50000      # documents or change events per load
     """
 
     name: str
@@ -43,11 +51,16 @@ class CollectionConfig:
     # Re-read this many seconds before the last cursor value: for writers whose clocks disagree,
     # or whose commits land out of cursor order. Re-read documents are merged, not duplicated.
     lookback_seconds: float = 0.0
+    # cdc: how a delete lands, what to do when the stored resume token has left the oplog, and
+    # how many documents (snapshot) or change events (stream) each checkpointed load holds.
+    deletes: str = "hard"
+    on_token_lost: str = "resync"
+    checkpoint_docs: int = 50_000
 
     @property
     def disposition(self) -> str:
-        """replace for full loads, merge on `_id` for incremental ones, unless set explicitly."""
-        return self.write_disposition or ("merge" if self.mode == "incremental" else "replace")
+        """replace for full loads, merge on `_id` for incremental and cdc ones, unless set explicitly."""
+        return self.write_disposition or ("replace" if self.mode == "full" else "merge")
 
     def validate(self) -> "CollectionConfig":
         where = f"collection '{self.name}'"
@@ -65,6 +78,20 @@ class CollectionConfig:
             raise ConfigError(f"{where}: workers must be between 1 and 64")
         if self.lookback_seconds < 0:
             raise ConfigError(f"{where}: lookback_seconds must be zero or more")
+        if self.deletes not in DELETES:
+            raise ConfigError(f"{where}: unknown deletes '{self.deletes}': choose one of {', '.join(DELETES)}")
+        if self.on_token_lost not in ON_TOKEN_LOST:
+            raise ConfigError(f"{where}: unknown on_token_lost '{self.on_token_lost}': choose one of {', '.join(ON_TOKEN_LOST)}")
+        if self.checkpoint_docs < 1:
+            raise ConfigError(f"{where}: checkpoint_docs must be at least 1")
+        if self.mode == "cdc" and self.write_disposition not in (None, "merge"):
+            raise ConfigError(f"{where}: cdc mode merges on _id: drop write_disposition '{self.write_disposition}'")
+        if self.mode == "cdc" and self.filter:
+            raise ConfigError(f"{where}: cdc mode mirrors the whole collection: drop the filter and filter in a dbt model")
+        if self.mode == "cdc" and self.projection and any(v not in (0, False) for v in self.projection.values()):
+            raise ConfigError(f"{where}: cdc mode takes exclusion projections only (e.g. {{\"internal_notes\": 0}})")
+        if self.mode == "cdc" and self.workers > 1:
+            raise ConfigError(f"{where}: a cdc snapshot reads in _id order with one reader: drop workers = {self.workers}")
         return self
 
 
@@ -89,7 +116,10 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
     if not isinstance(stored, Mapping):
         raise ConfigError(f"sources.atlas.collections.{name} in .dlt/config.toml must be a table")
     merged = {**stored, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    unknown = set(merged) - {"mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers", "lookback_seconds"}
+    unknown = set(merged) - {
+        "mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers", "lookback_seconds",
+        "deletes", "on_token_lost", "checkpoint_docs",
+    }
     if unknown:
         raise ConfigError(f"collection '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
     config = CollectionConfig(name=name)
@@ -103,5 +133,8 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
         write_disposition=merged.get("write_disposition"),
         workers=int(merged.get("workers", config.workers)),
         lookback_seconds=float(merged.get("lookback_seconds", config.lookback_seconds)),
+        deletes=merged.get("deletes", config.deletes),
+        on_token_lost=merged.get("on_token_lost", config.on_token_lost),
+        checkpoint_docs=int(merged.get("checkpoint_docs", config.checkpoint_docs)),
     )
     return config.validate()

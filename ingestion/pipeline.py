@@ -16,8 +16,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
+from ingestion.batches import ColumnRegistry
+from ingestion.cdc import CollectionSync, Target, stop_on_signals
+from ingestion.change_stream import cluster_time
 from ingestion.config import CollectionConfig, collection_config
-from ingestion.destinations import DestinationConfig, resolve
+from ingestion.destinations import DestinationConfig, ResolvedDestination, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
 from ingestion.redact import redact_uri
 from ingestion.source import QUARANTINE_TABLE, CollectionStats, collection_resource, quarantine_resource
@@ -37,6 +40,9 @@ class RunConfig:
     batch_docs: int = 10_000
     server_timeout_ms: int = 5_000
     overrides: dict[str, Any] = field(default_factory=dict)
+    # cdc collections: keep streaming after catching up, loading every `flush_interval_s`
+    follow: bool = False
+    flush_interval_s: float = 5.0
 
     def validate(self) -> list[CollectionConfig]:
         self.destination.validate()
@@ -47,7 +53,12 @@ class RunConfig:
                 raise ConfigError(f"invalid name '{name}': use letters, digits, '_', '-' or '.'")
         if self.batch_docs < 1:
             raise ConfigError("--batch-docs must be at least 1")
-        return [collection_config(name, self.overrides) for name in self.collections]
+        if self.flush_interval_s <= 0:
+            raise ConfigError("--flush-interval must be more than 0 seconds")
+        collections = [collection_config(name, self.overrides) for name in self.collections]
+        if self.follow and not any(c.mode == "cdc" for c in collections):
+            raise ConfigError("--follow streams changes: it needs --mode cdc")
+        return collections
 
     @property
     def pipeline_name(self) -> str:
@@ -66,6 +77,11 @@ class TableSummary:
     variant_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     first_load: bool = False
+    # cdc: documents read by a snapshot, change events applied, deletes among them, resyncs
+    snapshot_docs: int = 0
+    events: int = 0
+    deletes: int = 0
+    resyncs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -202,50 +218,115 @@ def run(config: RunConfig) -> RunSummary:
         )
         finish_or_discard_pending(pipeline, target.is_sql)
         stored = pipeline.default_schema if pipeline.default_schema_name else None
-        stats: dict[str, CollectionStats] = {}
-        first_load: dict[str, bool] = {}
-        warnings: dict[str, list[str]] = {}
-        resources = []
-        for cc in collections:
-            table = table_name(cc.name)
-            s = stats[cc.name] = CollectionStats()
-            s.registry.kinds.update(_known_kinds(stored, table))
-            first_load[cc.name] = not s.registry.kinds
-            warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
-            for w in warnings[cc.name]:
-                log.warning(w)
-            resources.append(collection_resource(
-                client, config.database, cc, table, s, target.item_format, config.batch_docs, target.max_row_bytes,
-            ))
-        resources.append(quarantine_resource(stats))
-        # fifo: each collection is extracted whole, in order, and the quarantine last.
-        dlt.config["extract.next_item_mode"] = "fifo"
-        try:
-            pipeline.run(resources, loader_file_format=target.loader_file_format)
-        except PipelineStepFailed as exc:
-            raise DestinationError(
-                f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
-            ) from None
+        batch_collections = [cc for cc in collections if cc.mode != "cdc"]
+        cdc_collections = [cc for cc in collections if cc.mode == "cdc"]
+        tables = _load_batch(client, config, pipeline, target, batch_collections, stored) if batch_collections else []
+        if cdc_collections:
+            tables += _sync_cdc(client, config, pipeline, target, cdc_collections, stored)
         trace = pipeline.last_trace
-        row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
-        tables = []
-        for cc in collections:
-            table, s = table_name(cc.name), stats[cc.name]
-            # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
-            loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
-            if s.documents_read != loaded + len(s.quarantine):
-                raise IngestError(
-                    f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
-                    f"and quarantined {len(s.quarantine)}"
-                )
-            tables.append(TableSummary(
-                cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
-                s.registry.new_columns, s.registry.variant_columns, warnings[cc.name], first_load[cc.name],
-            ))
     finally:
         client.close()
     return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started, tables)
+
+
+def _load_batch(
+    client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
+    collections: list[CollectionConfig], stored: Schema | None,
+) -> list[TableSummary]:
+    """Full and incremental collections: one load for all of them."""
+    stats: dict[str, CollectionStats] = {}
+    first_load: dict[str, bool] = {}
+    warnings: dict[str, list[str]] = {}
+    resources = []
+    for cc in collections:
+        table = table_name(cc.name)
+        s = stats[cc.name] = CollectionStats()
+        s.registry.kinds.update(_known_kinds(stored, table))
+        first_load[cc.name] = not s.registry.kinds
+        warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
+        for w in warnings[cc.name]:
+            log.warning(w)
+        resources.append(collection_resource(
+            client, config.database, cc, table, s, target.item_format, config.batch_docs, target.max_row_bytes,
+        ))
+    resources.append(quarantine_resource(stats))
+    # fifo: each collection is extracted whole, in order, and the quarantine last.
+    dlt.config["extract.next_item_mode"] = "fifo"
+    try:
+        pipeline.run(resources, loader_file_format=target.loader_file_format)
+    except PipelineStepFailed as exc:
+        raise DestinationError(
+            f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
+        ) from None
+    trace = pipeline.last_trace
+    row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+    tables = []
+    for cc in collections:
+        table, s = table_name(cc.name), stats[cc.name]
+        # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
+        loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
+        if s.documents_read != loaded + len(s.quarantine):
+            raise IngestError(
+                f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
+                f"and quarantined {len(s.quarantine)}"
+            )
+        tables.append(TableSummary(
+            cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
+            s.registry.new_columns, s.registry.variant_columns, warnings[cc.name], first_load[cc.name],
+        ))
+    return tables
+
+
+def _sync_cdc(
+    client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
+    collections: list[CollectionConfig], stored: Schema | None,
+) -> list[TableSummary]:
+    """CDC collections: each brought up to the cluster time at the start of the run, in
+    checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""
+    run_start = cluster_time(client)
+    pipeline.sync_destination()  # the CDC state may only exist in the destination (a new machine)
+    cdc_target = Target(pipeline, target.item_format, target.loader_file_format, target.max_row_bytes,
+                        target.is_sql, land_events=config.destination.name == "s3")
+    syncs: list[tuple[CollectionConfig, CollectionSync]] = []
+    try:
+        for cc in collections:
+            table = table_name(cc.name)
+            registry = ColumnRegistry()
+            registry.kinds.update(_known_kinds(stored, table))
+            sync = CollectionSync(client, config.database, cc, table, registry, cdc_target, config.batch_docs)
+            syncs.append((cc, sync))
+            sync.sync(run_start)
+        if config.follow:
+            stop = stop_on_signals()
+            log.info("following changes of %s; stop with Ctrl-C or SIGTERM", ", ".join(cc.name for cc in collections))
+            while not stop():
+                for _, sync in syncs:
+                    sync.follow_step(config.flush_interval_s)
+            for _, sync in syncs:
+                if sync.pending:
+                    sync.flush()
+    except PipelineStepFailed as exc:
+        raise DestinationError(
+            f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
+        ) from None
+    finally:
+        for _, sync in syncs:
+            sync.close()
+    tables = []
+    for cc, sync in syncs:
+        out, s = sync.outcome, sync.outcome.stats
+        if s.documents_read != s.rows_written + len(s.quarantine):
+            raise IngestError(
+                f"collection '{cc.name}': produced {s.documents_read} rows but loaded {s.rows_written} "
+                f"and quarantined {len(s.quarantine)}"
+            )
+        tables.append(TableSummary(
+            cc.name, sync.table, cc.mode, out.snapshot_docs + out.events, s.rows_written, len(s.quarantine),
+            s.registry.new_columns, s.registry.variant_columns, [], not stored or sync.table not in stored.tables,
+            snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
+        ))
+    return tables
 
 
 __all__ = ["QUARANTINE_TABLE", "RunConfig", "RunSummary", "TableSummary", "connect", "run", "table_name"]

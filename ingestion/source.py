@@ -76,6 +76,34 @@ def _max_cursor(docs: list[dict[str, Any]], path: str, current: Any) -> Any:
     return best
 
 
+def emit_batch(
+    batch: ConvertedBatch,
+    columns: dict[str, dict[str, Any]],
+    table: str,
+    number: int,
+    tmp: Path,
+    stats: CollectionStats,
+    item_format: ItemFormat,
+    max_row_bytes: int | None,
+) -> Iterator[Any]:
+    """A converted batch as a dlt item: an Arrow table, or a gzip JSON-lines file in `tmp` that
+    dlt imports as it is. Rows over `max_row_bytes` join the batch's quarantine."""
+    if item_format == "arrow":
+        stats.rows_written += batch.size
+        yield dlt.mark.with_hints(batch.to_arrow(), dlt.mark.make_hints(columns=columns))
+        return
+    path = tmp / f"{table}.{number}.jsonl.gz"
+    load_id = dlt.current.load_package_state()["load_id"]
+    before = len(batch.quarantined)
+    written = batch.write_jsonl(path, load_id=load_id, max_row_bytes=max_row_bytes)
+    stats.rows_written += written
+    columns = {**columns, LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False}}
+    if written:
+        yield dlt.mark.with_file_import(str(path), "jsonl", written, hints=dlt.mark.make_hints(columns=columns))
+    if len(batch.quarantined) > before and not written:
+        path.unlink(missing_ok=True)
+
+
 def collection_resource(
     client: MongoClient,
     database: str,
@@ -113,29 +141,12 @@ def collection_resource(
                     cursor = _max_cursor(docs, config.cursor_field, cursor)
                 batch = convert_documents(docs, registry, extracted_at)
                 if batch.size:
-                    yield from _emit(batch, number, Path(tmp))
+                    yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, max_row_bytes)
                 stats.quarantine.extend(batch.quarantined)
         if config.cursor_field and cursor is not None:
             stats.cursor_to = cursor
             # Saved with the load package: it only advances when the rows it covers are loaded.
             state["last_cursor"] = encode_cursor(cursor)
-
-    def _emit(batch: ConvertedBatch, number: int, tmp: Path) -> Iterator[Any]:
-        if item_format == "arrow":
-            stats.rows_written += batch.size
-            yield dlt.mark.with_hints(batch.to_arrow(), dlt.mark.make_hints(columns=registry.dlt_columns()))
-            return
-        path = tmp / f"{table}.{number}.jsonl.gz"
-        load_id = dlt.current.load_package_state()["load_id"]
-        before = len(batch.quarantined)
-        written = batch.write_jsonl(path, load_id=load_id, max_row_bytes=max_row_bytes)
-        stats.rows_written += written
-        columns = registry.dlt_columns()
-        columns[LOAD_ID] = {"name": LOAD_ID, "data_type": "text", "nullable": False}
-        if written:
-            yield dlt.mark.with_file_import(str(path), "jsonl", written, hints=dlt.mark.make_hints(columns=columns))
-        if len(batch.quarantined) > before and not written:
-            path.unlink(missing_ok=True)
 
     return dlt.resource(
         batches,
