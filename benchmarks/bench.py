@@ -44,16 +44,22 @@ def _child(kind: str, uri: str, work: Path) -> None:
     from ingestion.pipeline import RunConfig, run
 
     # The full load records the cursor too, so the incremental run reads only what changed after it.
-    overrides = {"mode": "incremental" if kind == "incremental" else "full", "cursor_field": "updated_at"}
+    if kind == "cdc":
+        overrides: dict = {"mode": "cdc"}
+        warehouse, pipelines = work / "cdc.duckdb", work / "cdc_pipelines"
+    else:
+        overrides = {"mode": "incremental" if kind == "incremental" else "full", "cursor_field": "updated_at"}
+        warehouse, pipelines = work / "ours.duckdb", work / "pipelines"
     started = time.perf_counter()
     summary = run(RunConfig(
         uri=uri, database=DATABASE, collections=[COLLECTION], overrides=overrides,
-        destination=DestinationConfig(warehouse=work / "ours.duckdb"), pipelines_dir=work / "pipelines",
+        destination=DestinationConfig(warehouse=warehouse), pipelines_dir=pipelines,
     ))
     elapsed = time.perf_counter() - started
     rss_mb = _peak_rss_mb()
-    print(json.dumps({"kind": kind, "elapsed_s": elapsed, "peak_rss_mb": rss_mb,
-                      "documents_read": summary.tables[0].documents_read}))
+    table = summary.tables[0]
+    print(json.dumps({"kind": kind, "elapsed_s": elapsed, "peak_rss_mb": rss_mb, "documents_read": table.documents_read,
+                      "events": table.events, "snapshot_docs": table.snapshot_docs}))
 
 
 def _run_child(kind: str, uri: str, work: Path) -> dict:
@@ -102,6 +108,40 @@ def change_one_percent(coll, docs: int) -> int:
     return len(ops)
 
 
+def apply_changes(coll, n: int) -> int:
+    """n writes as an application makes them: 80% updates, 10% inserts, 10% deletes."""
+    from pymongo import DeleteOne, InsertOne, UpdateOne
+
+    ids = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(n)]
+    now = datetime.now(timezone.utc)
+    ops: list = []
+    for i, _id in enumerate(ids):
+        if i % 10 == 0:
+            ops.append(DeleteOne({"_id": _id}))
+        elif i % 10 == 1:
+            ops.append(InsertOne({"customer": {"state": "ZZ"}, "updated_at": now}))
+        else:
+            ops.append(UpdateOne({"_id": _id}, {"$set": {"updated_at": now, "churned": True}}))
+    for start in range(0, len(ops), 5_000):
+        coll.bulk_write(ops[start:start + 5_000], ordered=False)
+    return len(ops)
+
+
+def scheduled_latency(coll, uri: str, work: Path, runs: int = 3) -> float:
+    """Seconds from a write in the source to its row in the warehouse, for a run started right
+    after the write (a schedule adds up to one interval of waiting on top)."""
+    cli = Path(sys.executable).parent / "atlas-ingest"
+    times = []
+    for i in range(runs):
+        written = time.perf_counter()
+        coll.insert_one({"customer": {"state": "YY"}, "n": i, "updated_at": datetime.now(timezone.utc)})
+        subprocess.run([str(cli), "run", "--uri", uri, "--database", DATABASE, "--collections", COLLECTION, "--mode", "cdc",
+                        "--warehouse", str(work / "cdc.duckdb"), "--pipelines-dir", str(work / "cdc_pipelines")],
+                       cwd=REPO, check=True, capture_output=True)
+        times.append(time.perf_counter() - written)
+    return sorted(times)[len(times) // 2]
+
+
 def write_page(results: list[dict]) -> None:
     rows = []
     for r in sorted(results, key=lambda r: r["docs"]):
@@ -131,6 +171,11 @@ def write_page(results: list[dict]) -> None:
         ratio = large["full_load_peak_rss_mb"] / small["full_load_peak_rss_mb"]
         lines.append(f"| peak RSS at 1,000,000 within 1.5x of 100,000 | {ratio:.2f}x | {verdict(ratio <= 1.5)} |")
     targets = "\n".join(lines)
+    cdc_rows = "\n".join(
+        f"| {r['docs']:,} | {r['cdc_snapshot_s']:.2f} | {r['cdc_events']:,} | {r['cdc_events_s']:.2f} | "
+        f"{r['cdc_events_per_s']:,.0f} | {r['cdc_scheduled_latency_s']:.2f} |"
+        for r in sorted(results, key=lambda r: r["docs"]) if "cdc_events" in r
+    )
     DOC_PAGE.write_text(f"""# Benchmarks
 
 `make bench` (default `BENCH_DOCS=100000`; `BENCH_DOCS=1000000 make bench` for the large run) seeds
@@ -147,6 +192,18 @@ Machine of the last run: {results[-1]['machine']}.
 
 ## Targets
 {targets}
+
+## CDC (`--mode cdc`)
+(f) the first CDC run (snapshot in `_id` order, checkpointed every 50,000 documents, then the
+change stream up to the run's start); (g) the next run applying the change events of 10% of the
+documents (at most 20,000 writes: 80% updates, 10% inserts, 10% deletes), events per second over
+the whole run, process start included; (h) seconds from a write in the source to its row in the
+warehouse when a scheduled run starts right after the write (median of 3; a schedule adds up to
+one interval; `--follow --flush-interval N` keeps a stream open instead).
+
+| docs | snapshot run s | change events | events run s | events applied / s | write to row, scheduled run s |
+|---|---|---|---|---|---|
+{cdc_rows}
 
 ## Reading the figures
 - The local MongoDB-wire server (SecantusDB) is itself written in Python and is the bottleneck:
@@ -194,6 +251,13 @@ def main() -> int:
             incr = _run_child("incremental", server.uri, work)
             print(f"(d) our incremental load after {changed} changes: {incr['elapsed_s']:.2f} s "
                   f"({incr['documents_read']} documents read)", flush=True)
+            snap = _run_child("cdc", server.uri, work)
+            print(f"(f) cdc snapshot: {snap['elapsed_s']:.2f} s ({snap['snapshot_docs']} documents)", flush=True)
+            writes = apply_changes(coll, min(docs // 10, 20_000))
+            stream = _run_child("cdc", server.uri, work)
+            print(f"(g) cdc run applying {stream['events']} change events ({writes} writes): {stream['elapsed_s']:.2f} s", flush=True)
+            latency = scheduled_latency(coll, server.uri, work)
+            print(f"(h) source write to warehouse row, scheduled cdc run: {latency:.2f} s", flush=True)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -209,6 +273,11 @@ def main() -> int:
         "full_vs_raw_throughput": raw_s / full["elapsed_s"],
         "full_vs_plain_dlt_speedup": plain_s / full["elapsed_s"],
         "incremental_vs_full": incr["elapsed_s"] / full["elapsed_s"],
+        "cdc_snapshot_s": snap["elapsed_s"],
+        "cdc_events": stream["events"],
+        "cdc_events_s": stream["elapsed_s"],
+        "cdc_events_per_s": stream["events"] / stream["elapsed_s"],
+        "cdc_scheduled_latency_s": latency,
         "measured_at": datetime.now(timezone.utc).isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

@@ -406,7 +406,8 @@ class CollectionSync:
                 args = (snapshot_id,)
             try:
                 count_sql = f"select count(*) from {table} where {snap} is null or {snap} <> %s"
-                swept = client.execute_sql(count_sql, snapshot_id)[0][0]
+                counted = client.execute_sql(count_sql, snapshot_id)
+                swept = counted[0][0] if counted else 0
                 client.execute_sql(sql, *args)
             except DatabaseUndefinedRelation:
                 return 0  # nothing was ever loaded

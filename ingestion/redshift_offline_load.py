@@ -105,7 +105,8 @@ def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
 
 
 def record_redshift_load() -> dict[str, list[str]]:
-    """Statements of a full load and of an incremental (merge) load, keyed by run."""
+    """Statements of a full load, an incremental (merge) load and a CDC snapshot (merge with hard
+    deletes, then the sweep of rows the snapshot did not see), keyed by run."""
     from ingestion.destinations import DestinationConfig
     from ingestion.pipeline import RunConfig, run
 
@@ -118,7 +119,11 @@ def record_redshift_load() -> dict[str, list[str]]:
             "REDSHIFT_DATABASE": "dev", "REDSHIFT_IAM_ROLE": OFFLINE_IAM_ROLE,
         }
         with _local_stack(work) as (uri, endpoint), mock.patch.dict(os.environ, {**env, "AWS_ENDPOINT_URL": endpoint}):
-            for name, overrides in (("full_load", {}), ("incremental_merge", {"mode": "incremental", "cursor_field": "updated_at"})):
+            for name, overrides in (
+                ("full_load", {}),
+                ("incremental_merge", {"mode": "incremental", "cursor_field": "updated_at"}),
+                ("cdc_merge", {"mode": "cdc"}),
+            ):
                 log: list[str] = []
                 with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)):
                     run(RunConfig(

@@ -322,3 +322,35 @@ def test_s3_lands_raw_change_events(mongo_server, mongo_client, s3_server, tmp_p
     assert json.loads(update["full_document"]) == {"_id": {"$numberInt": "1"}, "v": {"$numberInt": "10"}}
     assert json.loads(delete["document_key"]) == {"_id": {"$numberInt": "2"}} and delete["full_document"] is None
     assert update["namespace"] == "cdcs3.items" and update["cluster_time"] > 0 and update["resume_token"]
+
+
+@pytest.mark.parametrize("deletes", ["hard", "soft"])
+def test_dbt_marts_honour_cdc_deletes(deletes, mongo_server, mongo_client, tmp_path):
+    from ingestion.seed import seed_collection
+    from tests.conftest import run_dbt
+
+    database = f"cdcdbt{deletes}"
+    seed_collection(mongo_client, 400, seed=8, database=database)
+    coll = mongo_client[database]["customer_activity"]
+    work, warehouse = tmp_path, tmp_path / "w.duckdb"
+    cdc_ok(mongo_server.uri, work, database, "--deletes", deletes, collections="customer_activity")
+    first = run_dbt("build", warehouse=warehouse, target_path=work / "target")
+    assert first.returncode == 0, first.stdout[-3000:]
+
+    gone = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(7)]
+    coll.delete_many({"_id": {"$in": gone}})
+    coll.update_one({"_id": {"$nin": gone}}, {"$set": {"churned": True}})
+    out = cdc_ok(mongo_server.uri, work, database, "--deletes", deletes, collections="customer_activity")
+    assert out["deletes"] == 7
+    second = run_dbt("build", warehouse=warehouse, target_path=work / "target")  # incremental models
+    assert second.returncode == 0, second.stdout[-3000:]
+    gone_ids = {id_to_text(i) for i in gone}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        raw = con.sql("select count(*) from raw_atlas.customer_activity").fetchone()[0]
+        assert raw == (400 if deletes == "soft" else 393)
+        dims = {r[0] for r in con.sql("select customer_activity_id from analytics.dim_customers").fetchall()}
+        calls = {r[0] for r in con.sql("select customer_activity_id from analytics.fct_service_calls").fetchall()}
+        flat = con.sql("select count(*) from analytics.customer_activity").fetchone()[0]
+    assert dims == {id_to_text(d["_id"]) for d in coll.find({}, {"_id": 1})} and not dims & gone_ids
+    assert not calls & gone_ids and calls <= dims
+    assert flat == 393

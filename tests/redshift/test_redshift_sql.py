@@ -155,7 +155,7 @@ def test_truncate_inside_a_transaction_is_refused():
 
 
 def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
-    assert set(compiled["ingestion"]) == {"full_load", "incremental_merge"}
+    assert set(compiled["ingestion"]) == {"full_load", "incremental_merge", "cdc_merge"}
     full = (OUTPUT / compiled["ingestion"]["full_load"]).read_text()
     table = re.search(r'CREATE TABLE "raw_atlas_staging"."customer_activity" \((.*?)\);', full, re.DOTALL)
     assert table, "no staging table DDL recorded"
@@ -175,6 +175,15 @@ def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
     assert 'DELETE FROM "raw_atlas"."customer_activity"' in full and "TRUNCATE" not in full
     merge = (OUTPUT / compiled["ingestion"]["incremental_merge"]).read_text()
     assert re.search(r'DELETE FROM "raw_atlas"."customer_activity" WHERE EXISTS .*"_id" = ', merge)
+
+
+def test_cdc_merge_applies_hard_deletes_and_sweeps_by_snapshot(compiled):
+    cdc = (OUTPUT / compiled["ingestion"]["cdc_merge"]).read_text()
+    assert re.search(r'"_atlas_deleted" boolean', cdc) and re.search(r'"_atlas_snapshot_id" varchar', cdc)
+    # Rows flagged deleted remove their target row and are not inserted.
+    assert re.search(r'"_atlas_deleted" IS NULL OR "_atlas_deleted" = False', cdc), \
+        "merge without the hard-delete condition"
+    assert re.search(r'delete from "raw_atlas"."customer_activity" where "_atlas_snapshot_id" is null or "_atlas_snapshot_id" <> \'\d+\.\d+\'', cdc)
 
 
 def test_no_super_value_is_inserted_without_json_parse(compiled):
