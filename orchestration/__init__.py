@@ -1,0 +1,1 @@
+"""Dagster code location for the scheduled flow: `dagster dev -m orchestration.definitions`."""
