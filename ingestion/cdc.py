@@ -27,6 +27,7 @@ import orjson
 from bson import Timestamp, json_util
 from pymongo import MongoClient
 
+from ingestion import progress
 from ingestion.batches import EXTRACTED_AT, LOAD_ID, ColumnRegistry, convert_documents
 from ingestion.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
 from ingestion.change_stream import ROW_OPERATIONS, ChangeEvent, CollectionStream, HistoryLost, StreamEnded, cluster_time, read_snapshot
@@ -133,6 +134,7 @@ class CollectionSync:
         self.outcome = CdcOutcome(stats=CollectionStats(registry=registry))
         self.state = self._stored_state()
         self.stream: CollectionStream | None = None
+        self.expected: int | None = None  # the collection's size, for progress
         self.pending: list[ChangeEvent] = []
         self.last_flush = time.monotonic()
         self.exclude = [f for f, v in (config.projection or {}).items() if v in (0, False)] or None
@@ -245,6 +247,7 @@ class CollectionSync:
                         return
                     taken[0] += len(docs)
                     last[0] = docs[-1]["_id"]
+                    progress.report(self.config.name, self.outcome.snapshot_docs + taken[0], self.expected)
                     for doc in docs:
                         doc[SNAPSHOT_ID] = state.snapshot_id
                     yield docs

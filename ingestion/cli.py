@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -12,11 +11,13 @@ from typing import NoReturn, Sequence
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
 
+from ingestion import progress  # noqa: E402
 from ingestion.errors import ConfigError, IngestError  # noqa: E402
 from ingestion.redact import redact_uri  # noqa: E402
 
 EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable or
-collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed"""
+collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed,
+7 another run of the same pipeline is in progress"""
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--log-format", default="text", help="text or json (one object per line, for schedulers)")
+    run.add_argument("--log-level", default=None, help="debug, info, warning (default) or error; info with --follow")
+    run.add_argument("--no-progress", action="store_true", help="no progress lines, even on a terminal")
 
     churn = sub.add_parser("churn", help="train, check or drop the churn model (Redshift ML or the local twin)", epilog=EXIT_CODES)
     churn.add_argument("action", choices=["train", "status", "drop"])
@@ -113,14 +117,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "checkpoint_docs": args.checkpoint_docs,
         },
     )
-    if args.follow:
-        logging.basicConfig(format="atlas-ingest: %(message)s")
-        logging.getLogger("atlas_ingest").setLevel(logging.INFO)
+    if sys.stderr.isatty() and not (args.no_progress or args.json or args.log_format == "json"):
+        progress.enable(sys.stderr)
     summary = run(config)
     if args.json:
         print(json.dumps(summary.as_dict(), default=str))
         return 0
-    print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s")
+    print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s "
+          f"(run {summary.run_id}, recorded in {summary.dataset}._atlas_runs)")
     for t in summary.tables:
         notes = [f"{t.quarantined} quarantined (see {summary.dataset}._atlas_quarantine)"] if t.quarantined else []
         if t.new_columns and not t.first_load:
@@ -135,6 +139,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             read = f"{t.documents_read} documents read"
         extra = f" ({'; '.join(notes)})" if notes else ""
         print(f"  {t.collection} -> {summary.dataset}.{t.table} [{t.mode}]: {read}, {t.rows_loaded} rows loaded{extra}")
+        if t.reconciliation is not None:
+            print(f"    reconciliation: {t.reconciliation.status}: {t.reconciliation.describe()}")
         for w in t.warnings:
             print(f"  warning: {w}")
     return 0
@@ -205,16 +211,35 @@ def _cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    from ingestion.log_format import LOG_FORMATS, configure
+
+    log_format = getattr(args, "log_format", "text")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"unknown --log-format '{log_format}': choose one of {', '.join(LOG_FORMATS)}")
+    level = getattr(args, "log_level", None) or ("info" if getattr(args, "follow", False) or log_format == "json" else "warning")
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"unknown --log-level '{level}': choose debug, info, warning or error")
+    configure(log_format, level)
+
+
+def _error_line(args: argparse.Namespace, message: str, exit_code: int) -> str:
+    if getattr(args, "log_format", "text") == "json":
+        return json.dumps({"level": "error", "message": message, "exit_code": exit_code})
+    return f"atlas-ingest: error: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        _configure_logging(args)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "churn":
             return _cmd_churn(args)
         return _cmd_local(args)
     except IngestError as exc:
-        print(f"atlas-ingest: error: {redact_uri(str(exc))}", file=sys.stderr)
+        print(_error_line(args, redact_uri(str(exc)), exc.exit_code), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("atlas-ingest: interrupted", file=sys.stderr)

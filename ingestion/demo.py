@@ -23,6 +23,10 @@ from ingestion.seed import DEFAULT_COLLECTION, DEFAULT_DATABASE, seed_collection
 DEMO_DOCS = int(os.environ.get("DEMO_DOCS", "10000"))
 CHURN_MODEL = "churn_model"
 WAREHOUSE = Path(os.environ.get("DBT_DUCKDB_PATH", "data/warehouse.duckdb"))
+# Where the local server and the pipeline state live (tests point these at a temporary folder).
+SERVER_HOME = Path(os.environ.get("ATLAS_LOCAL_HOME", "data/mongo"))
+SERVER_PORT = int(os.environ.get("ATLAS_LOCAL_PORT", "27027"))
+PIPELINES_DIR = Path(os.environ["ATLAS_PIPELINES_DIR"]) if os.environ.get("ATLAS_PIPELINES_DIR") else None
 
 
 def _dbt(*args: str) -> None:
@@ -32,7 +36,7 @@ def _dbt(*args: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
-    server = LocalServer()
+    server = LocalServer(home=SERVER_HOME, port=SERVER_PORT)
     try:
         server.start()
         with MongoClient(server.uri) as client:
@@ -40,7 +44,7 @@ def main() -> int:
         print(f"seeded {seeded} documents into {DEFAULT_DATABASE}.{DEFAULT_COLLECTION} at {server.uri}")
         summary = run(RunConfig(
             uri=server.uri, database=DEFAULT_DATABASE, collections=[DEFAULT_COLLECTION],
-            destination=DestinationConfig(warehouse=WAREHOUSE),
+            destination=DestinationConfig(warehouse=WAREHOUSE), pipelines_dir=PIPELINES_DIR,
         ))
     except IngestError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
@@ -69,6 +73,11 @@ def main() -> int:
         for (name,) in counts:
             print(f"rows in {name}: {con.sql(f'select count(*) from {name}').fetchone()[0]}")
         print(f"elapsed: {time.monotonic() - started:.1f} s (ingestion {summary.elapsed_s:.1f} s)")
+        print("\n== run history (raw_atlas._atlas_runs, newest first)")
+        con.sql(
+            "select run_id, collection, mode, status, documents_read, rows_loaded, source_count, warehouse_count, "
+            "reconciliation, ended_at from raw_atlas._atlas_runs order by ended_at desc limit 5"
+        ).show(max_width=200)
         print("\n== first rows of analytics.customer_activity")
         con.sql("select * from analytics.customer_activity order by phone limit 5").show(max_width=200)
         print("\n== churn model metrics (held-out records on or after the training cut-off)")

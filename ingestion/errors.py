@@ -31,3 +31,9 @@ class LocalServerError(IngestError):
     """The local MongoDB-wire server could not be started or stopped (exit 5)."""
 
     exit_code = 5
+
+
+class LockedError(IngestError):
+    """Another run of the same pipeline holds the lock (exit 7)."""
+
+    exit_code = 7

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,10 @@ from ingestion.change_stream import cluster_time
 from ingestion.config import CollectionConfig, collection_config
 from ingestion.destinations import DestinationConfig, ResolvedDestination, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
+from ingestion.reconcile import DIVERGED, Reconciliation, reconcile, source_count
 from ingestion.redact import redact_uri
+from ingestion.run_history import RunRecord, record_runs
+from ingestion.run_lock import RunLock
 from ingestion.source import QUARANTINE_TABLE, CollectionStats, collection_resource, quarantine_resource
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
@@ -82,6 +88,13 @@ class TableSummary:
     events: int = 0
     deletes: int = 0
     resyncs: list[str] = field(default_factory=list)
+    reconciliation: Reconciliation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "reconciliation"}
+        r = self.reconciliation
+        out["reconciliation"] = None if r is None else {**r.__dict__, "status": r.status}
+        return out
 
 
 @dataclass
@@ -92,6 +105,7 @@ class RunSummary:
     load_id: str | None
     elapsed_s: float
     tables: list[TableSummary]
+    run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,8 +113,9 @@ class RunSummary:
             "destination": self.destination,
             "dataset": self.dataset,
             "load_id": self.load_id,
+            "run_id": self.run_id,
             "elapsed_s": round(self.elapsed_s, 3),
-            "tables": [t.__dict__ for t in self.tables],
+            "tables": [t.as_dict() for t in self.tables],
         }
 
 
@@ -180,17 +195,63 @@ def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
             "a previous run left a load that cannot complete (%s): discarding it; this run reads again from "
             "the last loaded state", redact_uri(str(exc.exception)).splitlines()[0][:200],
         )
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
         if is_sql:
             with pipeline.sql_client() as client, client.with_staging_dataset():
                 if client.has_dataset():
                     client.drop_dataset()
 
 
+_UNREACHABLE = re.compile(r"connection refused|could not connect|timeout expired|timed out|could not translate host name|"
+                          r"name or service not known|no route to host|network is unreachable", re.IGNORECASE)
+_DENIED = re.compile(
+    r"access ?denied|forbidden|\b403\b|invalidaccesskeyid|signaturedoesnotmatch|not authorized|"
+    r"access key id you provided does not exist|security token included in the request is invalid|"
+    r"signature we calculated does not match", re.IGNORECASE)
+
+
+def destination_error(exc: PipelineStepFailed, config: RunConfig) -> DestinationError:
+    """One line naming the cause and the fix, for the failures users meet most."""
+    name = config.destination.name
+    detail = " ".join(redact_uri(str(exc.exception)).split())
+    if name == "redshift" and _UNREACHABLE.search(detail):
+        host = os.environ.get("REDSHIFT_HOST", "the configured host")
+        port = os.environ.get("REDSHIFT_PORT", "5439")
+        return DestinationError(
+            f"cannot reach Redshift at {host}:{port}: check REDSHIFT_HOST and REDSHIFT_PORT, and that the cluster accepts "
+            f"connections from this machine (security group, publicly accessible); nothing was loaded ({detail[:200]})"
+        )
+    if _DENIED.search(detail) and name in ("s3", "redshift"):
+        bucket = config.destination.resolved_bucket_url()
+        return DestinationError(
+            f"S3 access denied for {bucket}: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or the instance "
+            f"role) and that they may list, read and write {bucket}/{config.destination.prefix}; nothing was loaded ({detail[:200]})"
+        )
+    if "nosuchbucket" in detail.lower().replace(" ", ""):
+        return DestinationError(f"bucket {config.destination.resolved_bucket_url()} does not exist: create it or fix --bucket-url")
+    return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")
+
+
+def lock_path(config: RunConfig) -> Path:
+    """The run lock of a pipeline, next to its state."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    return Path(config.pipelines_dir or get_dlt_pipelines_dir()) / f"{config.pipeline_name}.lock"
+
+
 def run(config: RunConfig) -> RunSummary:
-    """Load every configured collection; raises an IngestError subclass on any user-fixable failure."""
+    """Load every configured collection; raises an IngestError subclass on any user-fixable failure.
+    One run per pipeline at a time (LockedError otherwise); every run that reached the load is
+    recorded in `_atlas_runs`, with a reconciliation of source and warehouse counts."""
     collections = config.validate()
+    with RunLock(lock_path(config), config.pipeline_name):
+        return _run(config, collections)
+
+
+def _run(config: RunConfig, collections: list[CollectionConfig]) -> RunSummary:
     started = time.monotonic()
+    started_at = datetime.now(timezone.utc)
+    run_id = uuid.uuid4().hex
     client = connect(config.uri, config.server_timeout_ms)
     try:
         db = client[config.database]
@@ -202,6 +263,7 @@ def run(config: RunConfig) -> RunSummary:
         if missing:
             found = ", ".join(sorted(existing)) or "none"
             raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")
+        counts_before = {cc.name: source_count(db[cc.name], cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
         target = resolve(config.destination, config.database)
@@ -216,23 +278,71 @@ def run(config: RunConfig) -> RunSummary:
             dataset_name=target.dataset,
             pipelines_dir=str(config.pipelines_dir) if config.pipelines_dir else None,
         )
-        finish_or_discard_pending(pipeline, target.is_sql)
-        stored = pipeline.default_schema if pipeline.default_schema_name else None
-        batch_collections = [cc for cc in collections if cc.mode != "cdc"]
-        cdc_collections = [cc for cc in collections if cc.mode == "cdc"]
-        tables = _load_batch(client, config, pipeline, target, batch_collections, stored) if batch_collections else []
-        if cdc_collections:
-            tables += _sync_cdc(client, config, pipeline, target, cdc_collections, stored)
+
+        def record(records: list[RunRecord]) -> bool:
+            return record_runs(target.destination, target.staging, target.dataset, config.pipeline_name,
+                               config.pipelines_dir, run_id, config.destination.name, records)
+
+        try:
+            finish_or_discard_pending(pipeline, target.is_sql)
+            stored = pipeline.default_schema if pipeline.default_schema_name else None
+            batch_collections = [cc for cc in collections if cc.mode != "cdc"]
+            cdc_collections = [cc for cc in collections if cc.mode == "cdc"]
+            tables = _load_batch(client, config, pipeline, target, batch_collections, stored, counts_before) if batch_collections else []
+            if cdc_collections:
+                tables += _sync_cdc(client, config, pipeline, target, cdc_collections, stored, counts_before)
+        except (IngestError, PipelineStepFailed) as exc:
+            # A load that failed is aborted: dlt restores the state it had before this run, so no
+            # cursor, checkpoint or token moves past rows that are not in the warehouse.
+            if pipeline.has_pending_data:
+                pipeline.abort_packages()
+            now = datetime.now(timezone.utc)
+            record([RunRecord(cc.name, started_at, now, "failed", cc.mode, table_name(cc.name), str(exc)) for cc in collections])
+            raise
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
+        by_name = {cc.name: cc for cc in collections}
+        for t in tables:
+            if target.is_sql:
+                t.reconciliation = reconcile(db[t.collection], by_name[t.collection], t.table, pipeline,
+                                             counts_before[t.collection], started_at)
+            else:
+                t.reconciliation = Reconciliation(source_count=source_count(db[t.collection], by_name[t.collection]))
+            if t.reconciliation.status == DIVERGED:
+                t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
+                log.warning("collection '%s': %s", t.collection, t.warnings[-1])
+        ended_at = datetime.now(timezone.utc)
+        records = [_run_record(t, started_at, ended_at) for t in tables]
+        record(records)
+        for rec in records:  # for schedulers reading --log-format json
+            log.info("run %s: collection '%s' %s", run_id, rec.collection, rec.status,
+                     extra={"fields": {"run_id": run_id, "collection": rec.collection, "status": rec.status,
+                                       **{k: v for k, v in rec.values.items() if v is not None}}})
     finally:
         client.close()
-    return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started, tables)
+    return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
+                      tables, run_id)
+
+
+def _run_record(t: "TableSummary", started_at: datetime, ended_at: datetime) -> RunRecord:
+    r = t.reconciliation
+    values: dict[str, Any] = {
+        "documents_read": t.documents_read, "rows_loaded": t.rows_loaded, "quarantined": t.quarantined,
+        "new_columns": ",".join(t.new_columns) if not t.first_load else None,
+        "variant_columns": ",".join(t.variant_columns) or None,
+        "snapshot_docs": t.snapshot_docs, "change_events": t.events, "deletes": t.deletes,
+        "resyncs": "; ".join(t.resyncs) or None,
+    }
+    if r is not None:
+        values.update(source_count=r.source_count, warehouse_count=r.warehouse_count, quarantined_missing=r.quarantined_missing,
+                      changed_during_run=r.changed_during_run, sample_size=r.sample_size,
+                      sample_mismatches=r.sample_mismatches, reconciliation=r.status)
+    return RunRecord(t.collection, started_at, ended_at, "succeeded", t.mode, t.table, None, values)
 
 
 def _load_batch(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None,
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int],
 ) -> list[TableSummary]:
     """Full and incremental collections: one load for all of them."""
     stats: dict[str, CollectionStats] = {}
@@ -242,6 +352,7 @@ def _load_batch(
     for cc in collections:
         table = table_name(cc.name)
         s = stats[cc.name] = CollectionStats()
+        s.expected = counts[cc.name] if cc.mode == "full" else None
         s.registry.kinds.update(_known_kinds(stored, table))
         first_load[cc.name] = not s.registry.kinds
         warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
@@ -256,9 +367,7 @@ def _load_batch(
     try:
         pipeline.run(resources, loader_file_format=target.loader_file_format)
     except PipelineStepFailed as exc:
-        raise DestinationError(
-            f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
-        ) from None
+        raise destination_error(exc, config) from None
     trace = pipeline.last_trace
     row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
     tables = []
@@ -280,7 +389,7 @@ def _load_batch(
 
 def _sync_cdc(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None,
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int],
 ) -> list[TableSummary]:
     """CDC collections: each brought up to the cluster time at the start of the run, in
     checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""
@@ -295,6 +404,7 @@ def _sync_cdc(
             registry = ColumnRegistry()
             registry.kinds.update(_known_kinds(stored, table))
             sync = CollectionSync(client, config.database, cc, table, registry, cdc_target, config.batch_docs)
+            sync.expected = counts[cc.name]
             syncs.append((cc, sync))
             sync.sync(run_start)
         if config.follow:
@@ -307,9 +417,7 @@ def _sync_cdc(
                 if sync.pending:
                     sync.flush()
     except PipelineStepFailed as exc:
-        raise DestinationError(
-            f"{exc.step} step failed for destination '{config.destination.name}': {redact_uri(str(exc.exception))}"
-        ) from None
+        raise destination_error(exc, config) from None
     finally:
         for _, sync in syncs:
             sync.close()

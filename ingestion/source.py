@@ -18,6 +18,7 @@ from bson import json_util
 from dlt.extract.resource import DltResource
 from pymongo import MongoClient
 
+from ingestion import progress
 from ingestion.batches import LOAD_ID, ColumnRegistry, ConvertedBatch, Quarantined, convert_documents, quarantine_rows
 from ingestion.config import CollectionConfig
 from ingestion.extract import id_range_filters, read_parallel
@@ -36,6 +37,7 @@ class CollectionStats:
     cursor_from: Any = None
     cursor_to: Any = None
     registry: ColumnRegistry = field(default_factory=ColumnRegistry)
+    expected: int | None = None  # documents the run expects to read, when known (for progress)
 
 
 def encode_cursor(value: Any) -> str:
@@ -137,12 +139,14 @@ def collection_resource(
         with tempfile.TemporaryDirectory(prefix="atlas-ingest-") as tmp:
             for number, docs in enumerate(read_parallel(collection, filters, config.projection, batch_docs, config.workers)):
                 stats.documents_read += len(docs)
+                progress.report(config.name, stats.documents_read, stats.expected)
                 if config.cursor_field:
                     cursor = _max_cursor(docs, config.cursor_field, cursor)
                 batch = convert_documents(docs, registry, extracted_at)
                 if batch.size:
                     yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, max_row_bytes)
                 stats.quarantine.extend(batch.quarantined)
+        progress.report(config.name, stats.documents_read, stats.expected, final=True)
         if config.cursor_field and cursor is not None:
             stats.cursor_to = cursor
             # Saved with the load package: it only advances when the rows it covers are loaded.

@@ -56,8 +56,8 @@ def duckdb_extension_directory() -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / "extensions")
 
 
-def run_dbt(*args: str, warehouse: Path, target_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`dbt <args>` on the local target against `warehouse`, output kept out of the repo's target/."""
+def dbt_env(warehouse: Path, target_path: Path) -> dict[str, str]:
+    """The environment that points dbt (and `make demo`) at `warehouse`, with output under `target_path`."""
     profiles = target_path / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     (profiles / "profiles.yml").write_text((REPO / "profiles.yml.example").read_text())
@@ -69,8 +69,13 @@ def run_dbt(*args: str, warehouse: Path, target_path: Path, env: dict[str, str] 
         "DBT_LOG_PATH": str(target_path / "logs"),
         "DBT_USE_COLORS": "false",
         "DUCKDB_EXTENSION_DIRECTORY": duckdb_extension_directory(),
-        **(env or {}),
     }
+    return base
+
+
+def run_dbt(*args: str, warehouse: Path, target_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`dbt <args>` on the local target against `warehouse`, output kept out of the repo's target/."""
+    base = {**dbt_env(warehouse, target_path), **(env or {})}
     return subprocess.run([str(BIN / "dbt"), *args], cwd=REPO, capture_output=True, text=True, env=base, timeout=600)
 
 

@@ -1,0 +1,111 @@
+"""After a run: does the warehouse table hold what the collection holds?
+
+Counts are compared within a window: documents that changed while the run ran (the count moved,
+or their cursor value is newer than the run's start) may legitimately differ. A sample of `_id`s
+with their cursor values is compared too, which catches a table with the right count but stale
+or missing rows. Documents quarantined and never loaded are counted as known differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import dlt
+from pymongo.collection import Collection
+
+from ingestion.bson_types import id_to_text
+from ingestion.cdc import SOFT_DELETE
+from ingestion.config import CollectionConfig
+from ingestion.source import QUARANTINE_TABLE
+
+SAMPLE_SIZE = 100
+MATCH, DIVERGED, NOT_CHECKED = "match", "diverged", "not checked"
+
+
+@dataclass
+class Reconciliation:
+    source_count: int
+    warehouse_count: int | None = None
+    quarantined_missing: int = 0
+    changed_during_run: int = 0
+    sample_size: int = 0
+    sample_mismatches: int | None = None
+
+    @property
+    def status(self) -> str:
+        if self.warehouse_count is None or self.sample_mismatches is None:
+            return NOT_CHECKED
+        difference = abs(self.warehouse_count + self.quarantined_missing - self.source_count)
+        ok = difference <= self.changed_during_run and self.sample_mismatches <= self.changed_during_run
+        return MATCH if ok else DIVERGED
+
+    def describe(self) -> str:
+        if self.status == NOT_CHECKED:
+            return f"{self.source_count} documents in the source; the warehouse was not checked"
+        return (f"source {self.source_count}, warehouse {self.warehouse_count}"
+                + (f" (+{self.quarantined_missing} quarantined)" if self.quarantined_missing else "")
+                + f", sample {self.sample_size - (self.sample_mismatches or 0)}/{self.sample_size} equal"
+                + (f", {self.changed_during_run} changed during the run" if self.changed_during_run else ""))
+
+
+def source_count(collection: Collection, config: CollectionConfig) -> int:
+    """Documents the table should hold: the filter's count, or the collection's metadata count."""
+    if config.filter:
+        return collection.count_documents(config.filter)
+    return collection.estimated_document_count()
+
+
+def _same(source: Any, warehouse: Any) -> bool:
+    if isinstance(source, datetime) and isinstance(warehouse, datetime):
+        # MongoDB keeps milliseconds; compare in UTC at that precision.
+        as_utc = lambda t: (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)  # noqa: E731
+        return int(as_utc(source).timestamp() * 1000) == int(as_utc(warehouse).timestamp() * 1000)
+    return source == warehouse
+
+
+def reconcile(
+    collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline,
+    count_before: int, run_started_at: datetime,
+) -> Reconciliation:
+    """Compare the collection and its table right after the run loaded it (SQL destinations)."""
+    count_after = source_count(collection, config)
+    result = Reconciliation(source_count=count_after, changed_during_run=abs(count_after - count_before))
+    cursor = config.cursor_field
+    if cursor:
+        changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}
+        result.changed_during_run += collection.count_documents(changed)
+    columns = pipeline.default_schema.tables.get(table, {}).get("columns", {}) if pipeline.default_schema_name else {}
+    compare = cursor if cursor and cursor in columns else ("updated_at" if "updated_at" in columns else None)
+    sample_stages: list[dict[str, Any]] = [{"$match": config.filter}] if config.filter else []
+    sample_stages += [{"$sample": {"size": SAMPLE_SIZE}}, {"$project": {"_id": 1, **({compare: 1} if compare else {})}}]
+    sample = {id_to_text(d["_id"]): d.get(compare) if compare else None for d in collection.aggregate(sample_stages)}
+    with pipeline.sql_client() as client:
+        qualified = client.make_qualified_table_name(table)
+        live = f"where {client.escape_column_name(SOFT_DELETE)} is null" if SOFT_DELETE in columns else ""
+        try:
+            result.warehouse_count = int(client.execute_sql(f"select count(*) from {qualified} {live}")[0][0])
+        except Exception:  # no table yet (an empty collection): nothing loaded
+            result.warehouse_count = 0
+            result.sample_size, result.sample_mismatches = len(sample), len(sample)
+            return result
+        quarantine = client.make_qualified_table_name(QUARANTINE_TABLE)
+        try:
+            result.quarantined_missing = int(client.execute_sql(
+                f"select count(distinct q.document_id) from {quarantine} q where q.collection = %s and not exists "
+                f"(select 1 from {qualified} t where t._id = q.document_id)", config.name)[0][0])
+        except Exception:  # no quarantine table: nothing was ever quarantined
+            result.quarantined_missing = 0
+        found: dict[str, Any] = {}
+        ids = list(sample)
+        for start in range(0, len(ids), 50):
+            chunk = ids[start:start + 50]
+            selected = f", {client.escape_column_name(compare)}" if compare else ""
+            placeholders = ", ".join(["%s"] * len(chunk))
+            rows = client.execute_sql(f"select _id{selected} from {qualified} where _id in ({placeholders}) "
+                                      + (f"and {client.escape_column_name(SOFT_DELETE)} is null" if live else ""), *chunk)
+            found.update({r[0]: (r[1] if compare else None) for r in rows or []})
+    result.sample_size = len(sample)
+    result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in found or not _same(value, found[_id]))
+    return result

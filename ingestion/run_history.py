@@ -1,0 +1,96 @@
+"""The run-history table `_atlas_runs`: one row per collection per run, in the warehouse dataset.
+
+Written by a pipeline of its own (`<pipeline>_runs`), so that recording a run never finishes,
+retries or discards the loads of the ingestion pipeline itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from ingestion.redact import redact_uri
+
+RUNS_TABLE = "_atlas_runs"
+log = logging.getLogger("atlas_ingest")
+
+RUN_COLUMNS: dict[str, dict[str, Any]] = {
+    "run_id": {"data_type": "text", "nullable": False},
+    "pipeline_name": {"data_type": "text", "nullable": False},
+    "collection": {"data_type": "text", "nullable": False},
+    "table_name": {"data_type": "text"},
+    "mode": {"data_type": "text"},
+    "destination": {"data_type": "text"},
+    "started_at": {"data_type": "timestamp", "nullable": False},
+    "ended_at": {"data_type": "timestamp", "nullable": False},
+    "status": {"data_type": "text", "nullable": False},
+    "error": {"data_type": "text"},
+    "documents_read": {"data_type": "bigint"},
+    "rows_loaded": {"data_type": "bigint"},
+    "quarantined": {"data_type": "bigint"},
+    "new_columns": {"data_type": "text"},
+    "variant_columns": {"data_type": "text"},
+    "snapshot_docs": {"data_type": "bigint"},
+    "change_events": {"data_type": "bigint"},
+    "deletes": {"data_type": "bigint"},
+    "resyncs": {"data_type": "text"},
+    "source_count": {"data_type": "bigint"},
+    "warehouse_count": {"data_type": "bigint"},
+    "quarantined_missing": {"data_type": "bigint"},
+    "changed_during_run": {"data_type": "bigint"},
+    "sample_size": {"data_type": "bigint"},
+    "sample_mismatches": {"data_type": "bigint"},
+    "reconciliation": {"data_type": "text"},
+}
+
+
+@dataclass
+class RunRecord:
+    """One collection's row; fields not known (a failed run) stay None."""
+
+    collection: str
+    started_at: datetime
+    ended_at: datetime
+    status: str
+    mode: str | None = None
+    table_name: str | None = None
+    error: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, run_id: str, pipeline_name: str, destination: str) -> dict[str, Any]:
+        row = {name: None for name in RUN_COLUMNS}
+        row.update(self.values)
+        row.update(run_id=run_id, pipeline_name=pipeline_name, collection=self.collection, table_name=self.table_name,
+                   mode=self.mode, destination=destination, started_at=self.started_at, ended_at=self.ended_at,
+                   status=self.status, error=redact_uri(self.error)[:2000] if self.error else None)
+        return row
+
+
+def record_runs(
+    destination: Any, staging: Any, dataset: str, pipeline_name: str, pipelines_dir: Path | None,
+    run_id: str, destination_name: str, records: list[RunRecord],
+) -> bool:
+    """Append the rows; False (and a warning) if the destination refuses them: a run's outcome
+    never depends on its history row."""
+    history = dlt.pipeline(
+        pipeline_name=f"{pipeline_name}_runs", destination=destination, staging=staging, dataset_name=dataset,
+        pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
+    )
+    rows = [r.row(run_id, pipeline_name, destination_name) for r in records]
+    try:
+        if history.has_pending_data:
+            history.abort_packages()
+        history.run(dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", columns=RUN_COLUMNS))
+        return True
+    except Exception as exc:
+        # After a failed run its own error is the one line the user needs; the history's is a detail.
+        level = logging.WARNING if all(r.status == "succeeded" for r in records) else logging.DEBUG
+        log.log(level, "could not record the run in %s.%s: %s", dataset, RUNS_TABLE, redact_uri(str(exc)).splitlines()[0][:300])
+        if history.has_pending_data:
+            history.abort_packages()
+        return False

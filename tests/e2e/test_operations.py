@@ -1,0 +1,197 @@
+"""Operations: run history, reconciliation in dbt, the run lock, and failures that explain themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+from pymongo import MongoClient
+
+from ingestion.seed import seed_collection
+from tests.conftest import BIN, REPO, dbt_env, free_port, run_cli, run_dbt
+
+
+def test_demo_records_the_run_and_dbt_fails_on_a_divergence(tmp_path):
+    """`make demo`, then a row deleted in the warehouse: `dbt build` fails naming the collection."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    env = {**dbt_env(warehouse, tmp_path / "target"), "DEMO_DOCS": "1500", "ATLAS_LOCAL_HOME": str(tmp_path / "mongo"),
+           "ATLAS_LOCAL_PORT": str(free_port()), "ATLAS_PIPELINES_DIR": str(tmp_path / "pipelines")}
+    try:
+        demo = subprocess.run([sys.executable, "-m", "ingestion.demo"], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        assert "run history" in demo.stdout
+    finally:
+        subprocess.run([str(BIN / "atlas-ingest"), "local", "--home", str(tmp_path / "mongo"), "--port", env["ATLAS_LOCAL_PORT"],
+                        "stop"], cwd=REPO, capture_output=True)
+    with duckdb.connect(str(warehouse)) as con:
+        runs = con.sql("select collection, status, documents_read, source_count, warehouse_count, reconciliation "
+                       "from raw_atlas._atlas_runs").fetchall()
+        assert runs == [("customer_activity", "succeeded", 1500, 1500, 1500, "match")]
+        con.sql("delete from raw_atlas.customer_activity where _id = (select min(_id) from raw_atlas.customer_activity)")
+    build = run_dbt("build", "--select", "source:atlas", warehouse=warehouse, target_path=tmp_path / "target2")
+    assert build.returncode != 0
+    assert "Failure in test reconciled_with_source_customer_activity" in build.stdout, build.stdout[-3000:]
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr[-3000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("atlas-ingest: error:") and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def pipeline_state(pipelines_dir, name):
+    """What dlt kept for a pipeline: (its state, whether a load is pending); None if never created."""
+    import dlt
+
+    if not (pipelines_dir / name).exists():
+        return None
+    p = dlt.attach(pipeline_name=name, pipelines_dir=str(pipelines_dir))
+    return p.state.get("sources", {}), p.has_pending_data
+
+
+def start_run(uri, work, database, *extra):
+    args = [str(BIN / "atlas-ingest"), "run", "--uri", uri, "--database", database, "--collections", "customer_activity",
+            "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"), *extra]
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
+
+
+def wait_for_lock(work, name, proc, timeout=60):
+    lock = work / "p" / f"{name}.lock"
+    deadline = time.monotonic() + timeout
+    while not (lock.exists() and lock.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+    return json.loads(lock.read_text())
+
+
+def test_two_concurrent_runs_cannot_both_load_and_a_dead_holder_frees_the_lock(mongo_server, tmp_path):
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 20_000, seed=3, database="lockdb")
+    first = start_run(mongo_server.uri, tmp_path, "lockdb")
+    holder = wait_for_lock(tmp_path, "atlas_lockdb_local", first)
+    assert holder["pid"] == first.pid
+    second = run_cli("run", "--uri", mongo_server.uri, "--database", "lockdb", "--collections", "customer_activity",
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
+    assert first.poll() is None, "the first run ended before the second started: make the collection larger"
+    assert_one_line_error(second, 7, "another run of pipeline 'atlas_lockdb_local' is in progress", f"pid {first.pid}")
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*), count(distinct run_id) from raw_atlas._atlas_runs").fetchone() == (1, 1)
+
+    # A run killed while holding the lock: the next one takes it over.
+    killed = start_run(mongo_server.uri, tmp_path, "lockdb")
+    wait_for_lock(tmp_path, "atlas_lockdb_local", killed)
+    killed.kill()
+    killed.wait(timeout=60)
+    after = run_cli("run", "--uri", mongo_server.uri, "--database", "lockdb", "--collections", "customer_activity",
+                    "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
+    assert after.returncode == 0, after.stderr[-3000:]
+
+
+@pytest.fixture()
+def auth_server(tmp_path_factory):
+    """A server that requires SCRAM authentication, with user `ingest` / password `right-password`."""
+    from ingestion.local_server import LocalServer
+
+    server = LocalServer(home=tmp_path_factory.mktemp("auth"), port=free_port())
+    server.start()
+    with MongoClient(server.uri) as client:
+        client.admin.command("createUser", "ingest", pwd="right-password", roles=["root"])
+        client["authdb"]["customer_activity"].insert_one({"_id": 1})
+    server.stop()
+    server.start(extra_args=("--auth",))
+    yield server
+    server.stop()
+
+
+def test_wrong_atlas_credentials(auth_server, tmp_path):
+    uri = f"mongodb://ingest:wrong-password@127.0.0.1:{auth_server.port}/?directConnection=true&authSource=admin"
+    r = run_cli("run", "--uri", uri, "--database", "authdb", "--collections", "customer_activity",
+                "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
+    assert_one_line_error(r, 3, "authentication failed", "***@127.0.0.1", "check the user and password")
+    assert "wrong-password" not in r.stderr + r.stdout
+    assert not (tmp_path / "w.duckdb").exists() and pipeline_state(tmp_path / "p", "atlas_authdb_local") is None
+    good = uri.replace("wrong-password", "right-password")
+    ok = run_cli("run", "--uri", good, "--database", "authdb", "--collections", "customer_activity",
+                 "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_unreachable_atlas_leaves_nothing(tmp_path):
+    port = free_port()
+    r = run_cli("run", "--uri", f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=500", "--database", "d",
+                "--collections", "c", "--mode", "cdc", "--warehouse", str(tmp_path / "w.duckdb"),
+                "--pipelines-dir", str(tmp_path / "p"))
+    assert_one_line_error(r, 3, "cannot reach MongoDB", "check the URI")
+    assert not (tmp_path / "w.duckdb").exists() and pipeline_state(tmp_path / "p", "atlas_d_local") is None
+
+
+def test_invalid_config_file_names_the_setting(mongo_server, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.atlas.collections.customer_activity]\nmode = "nightly"\n')
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "d", "--collections", "customer_activity",
+                "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
+    assert_one_line_error(r, 2, "collection 'customer_activity'", "unknown mode 'nightly'", "full, incremental, cdc")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_unreachable_warehouse_advances_no_state(mongo_server, s3_server, tmp_path):
+    """Redshift that does not answer: exit 4 with the host, and the cursor stays where it was."""
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 200, seed=3, database="nowarehouse")
+    s3 = __import__("tests.conftest", fromlist=["s3_client"]).s3_client(s3_server)
+    s3.create_bucket(Bucket="staging-nowarehouse")
+    port = free_port()
+    env = {**s3_server, "REDSHIFT_HOST": "127.0.0.1", "REDSHIFT_PORT": str(port), "REDSHIFT_USER": "u",
+           "REDSHIFT_PASSWORD": "redshift-secret", "REDSHIFT_DATABASE": "dev"}
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "nowarehouse", "--collections", "customer_activity",
+                "--destination", "redshift", "--bucket-url", "s3://staging-nowarehouse", "--mode", "incremental",
+                "--cursor-field", "updated_at", "--pipelines-dir", str(tmp_path / "p"), env=env)
+    assert_one_line_error(r, 4, "Redshift", f"127.0.0.1:{port}")
+    assert "redshift-secret" not in r.stderr
+    state = pipeline_state(tmp_path / "p", "atlas_nowarehouse_redshift")
+    assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
+
+
+def test_s3_access_denied(mongo_server, tmp_path):
+    """An S3 server that checks credentials (moto with IAM enforced) refuses ours: exit 4, one line."""
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        import socket
+
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.2)
+        with MongoClient(mongo_server.uri) as client:
+            seed_collection(client, 50, seed=3, database="denied")
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNUNKNOWN12",
+               "AWS_SECRET_ACCESS_KEY": "s3-secret-value", "AWS_DEFAULT_REGION": "us-east-1"}
+        r = run_cli("run", "--uri", mongo_server.uri, "--database", "denied", "--collections", "customer_activity",
+                    "--destination", "s3", "--bucket-url", "s3://landing", "--mode", "incremental", "--cursor-field",
+                    "updated_at", "--pipelines-dir", str(tmp_path / "p"), env=env)
+        assert_one_line_error(r, 4, "s3://landing", "access denied")
+        assert "s3-secret-value" not in r.stderr
+        state = pipeline_state(tmp_path / "p", "atlas_denied_s3")
+        assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)

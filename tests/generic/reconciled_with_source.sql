@@ -1,0 +1,46 @@
+{#- Fails when a raw table no longer agrees with its collection: the live row count (soft-deleted
+    rows excluded), plus documents quarantined and never loaded, against the source count of the
+    collection's last successful run in `_atlas_runs`, beyond the documents that changed while
+    that run ran; or when that run's sampled `_id`/`updated_at` check found more stale rows than
+    that. The returned row names the collection. -#}
+{% test reconciled_with_source(model, collection, raw_table) %}
+
+with last_run as (
+    select
+        collection,
+        run_id,
+        source_count,
+        quarantined_missing,
+        changed_during_run,
+        sample_mismatches
+    from {{ model }}
+    where
+        collection = '{{ collection }}'
+        and status = 'succeeded'
+        and source_count is not null
+        and warehouse_count is not null
+    order by ended_at desc
+    limit 1
+),
+
+warehouse as (
+    select count(*) as warehouse_count
+    from {{ raw_table }} as raw_rows
+    where {{ deleted_at(raw_table, 'raw_rows') }} is null
+)
+
+select
+    last_run.collection,
+    last_run.run_id,
+    last_run.source_count,
+    warehouse.warehouse_count,
+    last_run.quarantined_missing,
+    last_run.changed_during_run,
+    last_run.sample_mismatches
+from last_run
+cross join warehouse
+where
+    abs(warehouse.warehouse_count + last_run.quarantined_missing - last_run.source_count) > last_run.changed_during_run
+    or last_run.sample_mismatches > last_run.changed_during_run
+
+{% endtest %}
