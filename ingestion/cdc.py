@@ -420,10 +420,13 @@ class CollectionSync:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def sync(self, run_start: Timestamp) -> CdcOutcome:
-        """Snapshot if needed, then apply the changes up to `run_start`."""
+    def sync(self, run_start: Timestamp, resync: bool = False) -> CdcOutcome:
+        """Snapshot if needed (or if `resync`), then apply the changes up to `run_start`."""
         if self.state is None:
             self.state = CdcState.new_snapshot(cluster_time(self.client), "first run")
+        elif resync:
+            log.warning("RESYNC collection '%s': requested with --resync: taking a new snapshot", self.config.name)
+            self._start_resync("requested with --resync")
         while True:
             if self.state.phase == "snapshot":
                 self.snapshot()

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     per.add_argument("--on-token-lost", help="cdc: resync (new snapshot, default) or fail, when the resume token left the oplog")
     per.add_argument("--checkpoint-docs", type=int, help="cdc: documents or change events per checkpointed load (default 50000)")
     run.add_argument("--follow", action="store_true", help="cdc: keep streaming changes after catching up (stop with SIGTERM)")
+    run.add_argument("--resync", action="store_true", help="cdc: take a new snapshot now and remove the rows it does not see")
     run.add_argument("--flush-interval", type=float, default=5.0, help="--follow: seconds between loads (default 5)")
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
@@ -109,6 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pipelines_dir=args.pipelines_dir,
         batch_docs=args.batch_docs,
         follow=args.follow,
+        resync=args.resync,
         flush_interval_s=args.flush_interval,
         overrides={
             "mode": args.mode, "cursor_field": args.cursor_field, "filter": args.filter,

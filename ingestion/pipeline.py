@@ -49,6 +49,7 @@ class RunConfig:
     # cdc collections: keep streaming after catching up, loading every `flush_interval_s`
     follow: bool = False
     flush_interval_s: float = 5.0
+    resync: bool = False  # cdc: take a new snapshot now, whatever the stored state
 
     def validate(self) -> list[CollectionConfig]:
         self.destination.validate()
@@ -64,6 +65,8 @@ class RunConfig:
         collections = [collection_config(name, self.overrides) for name in self.collections]
         if self.follow and not any(c.mode == "cdc" for c in collections):
             raise ConfigError("--follow streams changes: it needs --mode cdc")
+        if self.resync and not any(c.mode == "cdc" for c in collections):
+            raise ConfigError("--resync takes a new CDC snapshot: it needs --mode cdc (a full load already re-reads everything)")
         return collections
 
     @property
@@ -406,7 +409,7 @@ def _sync_cdc(
             sync = CollectionSync(client, config.database, cc, table, registry, cdc_target, config.batch_docs)
             sync.expected = counts[cc.name]
             syncs.append((cc, sync))
-            sync.sync(run_start)
+            sync.sync(run_start, config.resync)
         if config.follow:
             stop = stop_on_signals()
             log.info("following changes of %s; stop with Ctrl-C or SIGTERM", ", ".join(cc.name for cc in collections))

@@ -354,3 +354,14 @@ def test_dbt_marts_honour_cdc_deletes(deletes, mongo_server, mongo_client, tmp_p
     assert dims == {id_to_text(d["_id"]) for d in coll.find({}, {"_id": 1})} and not dims & gone_ids
     assert not calls & gone_ids and calls <= dims
     assert flat == 393
+
+
+def test_resync_repairs_a_warehouse_that_diverged(mongo_server, items, tmp_path):
+    cdc_ok(mongo_server.uri, tmp_path, "cdc", collections=items.name)
+    table = table_name(items.name)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # damage done outside the pipeline
+        con.sql(f"delete from raw_atlas.{table} where _id in (select _id from raw_atlas.{table} limit 3)")
+        con.sql(f"insert into raw_atlas.{table} (_id, v, _dlt_load_id) values ('ghost', 1, 'manual')")
+    out = cdc_ok(mongo_server.uri, tmp_path, "cdc", "--resync", collections=items.name)
+    assert out["resyncs"] == ["requested with --resync"] and out["snapshot_docs"] == 200
+    assert_equal_to_source(items, tmp_path / "w.duckdb")

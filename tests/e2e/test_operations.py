@@ -195,3 +195,42 @@ def test_s3_access_denied(mongo_server, tmp_path):
     finally:
         moto.terminate()
         moto.wait(timeout=30)
+
+
+def test_progress_on_a_terminal_and_json_logs_for_schedulers(mongo_server, tmp_path):
+    import pty
+
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 3_000, seed=3, database="progressdb")
+    args = [str(BIN / "atlas-ingest"), "run", "--uri", mongo_server.uri, "--database", "progressdb", "--collections",
+            "customer_activity", "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"),
+            "--batch-docs", "500"]
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=secondary, text=True)
+    os.close(secondary)
+    out, _ = proc.communicate(timeout=300)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode())
+    os.close(primary)
+    terminal = "".join(chunks)
+    assert proc.returncode == 0, terminal
+    assert "customer_activity: 3,000 / 3,000 documents" in terminal and "/s" in terminal, terminal
+    assert "reconciliation: match: source 3000, warehouse 3000" in out
+
+    logged = run_cli(*args[1:], "--log-format", "json", "--uri", mongo_server.uri.replace("127.0.0.1", "user:pw-secret@127.0.0.1"))
+    lines = [json.loads(line) for line in logged.stderr.strip().splitlines()]
+    assert logged.returncode == 3 and lines[-1]["level"] == "error" and lines[-1]["exit_code"] == 3
+    assert "pw-secret" not in logged.stderr and "***@127.0.0.1" in lines[-1]["message"]
+    ok = run_cli(*args[1:], "--log-format", "json")
+    assert ok.returncode == 0, ok.stderr
+    events = [json.loads(line) for line in ok.stderr.strip().splitlines()]
+    done = [e for e in events if e.get("status") == "succeeded"]
+    assert done and done[0]["collection"] == "customer_activity" and done[0]["rows_loaded"] == 3_000
+    assert done[0]["reconciliation"] == "match" and "run_id" in done[0]
