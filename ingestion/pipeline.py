@@ -337,7 +337,8 @@ def _run_record(t: "TableSummary", started_at: datetime, ended_at: datetime) -> 
         "resyncs": "; ".join(t.resyncs) or None,
     }
     if r is not None:
-        values.update(source_count=r.source_count, warehouse_count=r.warehouse_count, quarantined_missing=r.quarantined_missing,
+        values.update(source_count=r.source_count, warehouse_count=r.warehouse_count, live_rows_only=r.live_rows_only,
+                      quarantined_missing=r.quarantined_missing,
                       changed_during_run=r.changed_during_run, sample_size=r.sample_size,
                       sample_mismatches=r.sample_mismatches, reconciliation=r.status)
     return RunRecord(t.collection, started_at, ended_at, "succeeded", t.mode, t.table, None, values)

@@ -32,6 +32,8 @@ class Reconciliation:
     changed_during_run: int = 0
     sample_size: int = 0
     sample_mismatches: int | None = None
+    # CDC with soft deletes keeps deleted documents as rows with `_deleted_at`: count the others.
+    live_rows_only: bool = False
 
     @property
     def status(self) -> str:
@@ -83,7 +85,8 @@ def reconcile(
     sample = {id_to_text(d["_id"]): d.get(compare) if compare else None for d in collection.aggregate(sample_stages)}
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
-        live = f"where {client.escape_column_name(SOFT_DELETE)} is null" if SOFT_DELETE in columns else ""
+        result.live_rows_only = config.mode == "cdc" and config.deletes == "soft" and SOFT_DELETE in columns
+        live = f"where {client.escape_column_name(SOFT_DELETE)} is null" if result.live_rows_only else ""
         try:
             result.warehouse_count = int(client.execute_sql(f"select count(*) from {qualified} {live}")[0][0])
         except Exception:  # no table yet (an empty collection): nothing loaded

@@ -1,5 +1,5 @@
-{#- Fails when a raw table no longer agrees with its collection: the live row count (soft-deleted
-    rows excluded), plus documents quarantined and never loaded, against the source count of the
+{#- Fails when a raw table no longer agrees with its collection: the row count (without the rows a
+    CDC load keeps for deleted documents), plus documents quarantined and never loaded, against the source count of the
     collection's last successful run in `_atlas_runs`, beyond the documents that changed while
     that run ran; or when that run's sampled `_id`/`updated_at` check found more stale rows than
     that. The returned row names the collection. -#}
@@ -12,7 +12,8 @@ with last_run as (
         source_count,
         quarantined_missing,
         changed_during_run,
-        sample_mismatches
+        sample_mismatches,
+        coalesce(live_rows_only, false) as live_rows_only
     from {{ model }}
     where
         collection = '{{ collection }}'
@@ -23,10 +24,17 @@ with last_run as (
     limit 1
 ),
 
-warehouse as (
-    select count(*) as warehouse_count
+warehouse_rows as (
+    select
+        count(*) as all_rows,
+        coalesce(sum(case when {{ deleted_at(raw_table, 'raw_rows') }} is null then 1 else 0 end), 0) as live_rows
     from {{ raw_table }} as raw_rows
-    where {{ deleted_at(raw_table, 'raw_rows') }} is null
+),
+
+warehouse as (
+    select case when last_run.live_rows_only then warehouse_rows.live_rows else warehouse_rows.all_rows end as warehouse_count
+    from warehouse_rows
+    cross join last_run
 )
 
 select
