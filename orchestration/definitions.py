@@ -40,6 +40,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from ingestion.run_history import RUNS_TABLE
+
 REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
@@ -214,7 +216,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     project = dbt_project(settings)
     tables = {_table_name(c): c for c in settings.collections}
     manifest = json.loads(project.manifest_path.read_text())
-    read_by_dbt = {s["name"] for s in manifest["sources"].values() if s["source_name"] == DBT_SOURCE}
+    # `_atlas_runs` (run history, reconciliation) is written by every ingestion run, not by a collection.
+    read_by_dbt = {s["name"] for s in manifest["sources"].values() if s["source_name"] == DBT_SOURCE} - {RUNS_TABLE}
     if read_by_dbt - set(tables):
         # Without its ingestion asset a raw table is an external input, and dbt would no longer
         # wait for (or follow) the load.
@@ -233,11 +236,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                 metadata={"collection": collection, "database": settings.database},
             )
             for table, collection in tables.items()
+        ] + [
+            dg.AssetSpec(
+                raw_table_key(RUNS_TABLE), group_name="ingestion", kinds={"dlt"},
+                description=f"Run history and reconciliation written by every atlas-ingest run into {settings.dataset}.{RUNS_TABLE}.",
+            )
         ],
         can_subset=True,
     )
     def atlas_ingest(context: dg.AssetExecutionContext, atlas: AtlasIngestion) -> Iterator[dg.MaterializeResult]:
-        selected = [c for t, c in tables.items() if raw_table_key(t) in context.selected_asset_keys]
+        selected = [c for t, c in tables.items() if raw_table_key(t) in context.selected_asset_keys] or list(tables.values())
         summary = atlas.run(selected)
         context.log.info(f"pipeline {summary.pipeline}: load {summary.load_id} in {summary.elapsed_s:.2f} s")
         for t in summary.tables:
@@ -249,8 +257,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                     "mode": t.mode, "documents_read": t.documents_read, "rows_loaded": t.rows_loaded,
                     "quarantined": t.quarantined, "new_columns": t.new_columns, "variant_columns": t.variant_columns,
                     "load_id": summary.load_id or "", "dlt_pipeline": summary.pipeline,
+                    "reconciliation": t.reconciliation.status if t.reconciliation else "not checked",
                 },
             )
+        if raw_table_key(RUNS_TABLE) in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=raw_table_key(RUNS_TABLE), metadata={"run_id": summary.run_id or ""})
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=AtlasDbtTranslator(), name="atlas_dbt")
     def atlas_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
