@@ -227,49 +227,38 @@ class CollectionSync:
     def snapshot(self) -> None:
         """Load the collection in `_id` order from the checkpoint, one load per `checkpoint_docs`."""
         assert self.state is not None
-        state = self.state
-        started = state.after_id is not None
-        after = decode_cursor(state.after_id) if started else None
+        started = self.state.after_id is not None
+        after = decode_cursor(self.state.after_id) if started else None
         if started:
             log.info("%s: snapshot resumes after _id %s", self.config.name, id_to_text(after))
         batches = read_snapshot(self.collection, after, started, self.config.projection, self.batch_docs)
         exhausted = False
         while not exhausted:
-            last: list[Any] = [None]
-            taken = [0]
+            pending = CdcState(**asdict(self.state))
+            taken = 0
 
             def chunk() -> Iterator[list[dict[str, Any]]]:
-                nonlocal exhausted
-                while taken[0] < self.config.checkpoint_docs:
+                nonlocal exhausted, taken
+                while taken < self.config.checkpoint_docs:
                     docs = next(batches, None)
                     if docs is None:
                         exhausted = True
                         return
-                    taken[0] += len(docs)
-                    last[0] = docs[-1]["_id"]
-                    progress.report(self.config.name, self.outcome.snapshot_docs + taken[0], self.expected)
+                    taken += len(docs)
+                    progress.report(self.config.name, self.outcome.snapshot_docs + taken, self.expected)
                     for doc in docs:
-                        doc[SNAPSHOT_ID] = state.snapshot_id
+                        doc[SNAPSHOT_ID] = pending.snapshot_id
+                    # The checkpoint saved with this load: the last `_id` it holds.
+                    pending.after_id = encode_cursor(docs[-1]["_id"])
                     yield docs
 
-            # The checkpoint written with the chunk is the last `_id` it read; set after it ran.
-            pending = CdcState(**asdict(state))
-            self._load_snapshot_chunk(chunk, pending, last)
-            self.outcome.snapshot_docs += taken[0]
-            state = self.state
+            self._load(chunk, pending)
+            self.outcome.snapshot_docs += taken
         # Snapshot complete: the stream starts at T0 (or resumes its token, after a restart).
-        state = CdcState(**{**asdict(state), "phase": "stream"})
+        state = CdcState(**{**asdict(self.state), "phase": "stream"})
         self._load(lambda: iter(()), state)
         log.info("%s: snapshot %s complete (%d documents this run)", self.config.name, state.snapshot_id,
                  self.outcome.snapshot_docs)
-
-    def _load_snapshot_chunk(self, chunk: Callable[[], Iterator[list[dict[str, Any]]]], pending: CdcState, last: list[Any]) -> None:
-        def rows() -> Iterator[list[dict[str, Any]]]:
-            yield from chunk()
-            if last[0] is not None:
-                pending.after_id = encode_cursor(last[0])
-
-        self._load(rows, pending)
 
     # -- stream ------------------------------------------------------------------------------
 
