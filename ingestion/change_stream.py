@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
-import bson
 from bson import Binary, DatetimeMS, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from pymongo import MongoClient
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from ingestion.bson_types import CODEC_OPTIONS
 from ingestion.errors import SourceError
+from ingestion.extract import read_batches
 
 # ChangeStreamHistoryLost, ChangeStreamFatalError, CappedPositionLost: the resume point has left
 # the oplog. (A real mongod sends 286; older ones 280 or 136.)
@@ -110,15 +109,7 @@ def read_snapshot(
 ) -> Iterator[list[dict[str, Any]]]:
     """Documents in `_id` order after the checkpoint, in decoded batches of about `batch_docs`."""
     for query in snapshot_filters(after_id, started):
-        pending: list[dict[str, Any]] = []
-        cursor = collection.find_raw_batches(query, projection, sort=[("_id", 1)], batch_size=min(batch_docs, 100_000))
-        for raw in cursor:
-            pending.extend(bson.decode_all(raw, CODEC_OPTIONS))
-            if len(pending) >= batch_docs:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
+        yield from read_batches(collection, query, projection, batch_docs, sort=[("_id", 1)])
 
 
 @dataclass

@@ -15,12 +15,13 @@ _DONE = object()
 
 
 def read_batches(
-    collection: Collection, filter: dict[str, Any], projection: dict[str, Any] | None, batch_docs: int
+    collection: Collection, filter: dict[str, Any], projection: dict[str, Any] | None, batch_docs: int,
+    sort: list[tuple[str, int]] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Decoded documents in lists of about `batch_docs`. Raw batches are decoded in C, one call per
     server reply, so no Python work happens per document here."""
     pending: list[dict[str, Any]] = []
-    for raw in collection.find_raw_batches(filter, projection, batch_size=min(batch_docs, 100_000)):
+    for raw in collection.find_raw_batches(filter, projection, sort=sort, batch_size=min(batch_docs, 100_000)):
         pending.extend(bson.decode_all(raw, CODEC_OPTIONS))
         if len(pending) >= batch_docs:
             yield pending
