@@ -235,6 +235,20 @@ def destination_error(exc: PipelineStepFailed, config: RunConfig) -> Destination
     return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")
 
 
+def _followed_tables(config: RunConfig) -> set[str]:
+    """Tables with CDC state in the pipeline's local state (nothing if the pipeline is new here)."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    state_file = Path(config.pipelines_dir or get_dlt_pipelines_dir()) / config.pipeline_name / "state.json"
+    if not state_file.exists():
+        return set()
+    pipeline = dlt.attach(pipeline_name=config.pipeline_name, pipelines_dir=str(state_file.parent.parent))
+    return {
+        table for source in pipeline.state.get("sources", {}).values()
+        for table, resource in source.get("resources", {}).items() if "cdc" in resource
+    }
+
+
 def lock_path(config: RunConfig) -> Path:
     """The run lock of a pipeline, next to its state."""
     from dlt.common.pipeline import get_dlt_pipelines_dir
@@ -262,7 +276,10 @@ def _run(config: RunConfig, collections: list[CollectionConfig]) -> RunSummary:
             existing = set(db.list_collection_names())
         except PyMongoError as exc:
             raise SourceError(f"cannot list collections of '{config.database}': {redact_uri(str(exc))}") from None
-        missing = [c.name for c in collections if c.name not in existing]
+        # A CDC collection this pipeline already follows may be gone (dropped or renamed): its
+        # change stream says so, and the run makes the table follow. Any other missing name is a typo.
+        followed = _followed_tables(config)
+        missing = [c.name for c in collections if c.name not in existing and not (c.mode == "cdc" and table_name(c.name) in followed)]
         if missing:
             found = ", ".join(sorted(existing)) or "none"
             raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")

@@ -242,21 +242,28 @@ def test_large_change_events_are_split_and_put_back_together(mongo_server, mongo
         assert con.sql("select length(a), length(b), v from raw_atlas.items").fetchall() == [(7 * 1024 * 1024,) * 2 + (2,)]
 
 
-def test_dropped_collection_empties_its_table_with_a_message(mongo_server, mongo_client, tmp_path):
-    coll = mongo_client["cdcdrop"]["items"]
-    coll.drop()
-    coll.insert_many([{"_id": i, "v": i} for i in range(10)])
-    cdc_ok(mongo_server.uri, tmp_path, "cdcdrop")
-    coll.drop()
-    mongo_client["cdcdrop"]["other"].insert_one({"_id": 1})  # the database stays
-    r = run_cli("run", "--uri", mongo_server.uri, "--database", "cdcdrop", "--collections", "items", "--mode", "cdc",
-                "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
-    # The collection is gone before the run starts: the run says so and changes nothing.
-    assert r.returncode == 3 and "collection 'items' not found" in r.stderr
-    coll.insert_many([{"_id": i, "v": i} for i in range(3)])
-    cdc_ok(mongo_server.uri, tmp_path, "cdcdrop")
+def test_dropped_or_renamed_collection_empties_its_table_with_a_message(mongo_server, mongo_client, tmp_path):
+    db = mongo_client["cdcdrop"]
+    for name in ("items", "renamed", "gone"):
+        db[name].drop()
+    db["items"].insert_many([{"_id": i, "v": i} for i in range(10)])
+    db["gone"].insert_many([{"_id": i, "v": i} for i in range(5)])
+    cdc_ok(mongo_server.uri, tmp_path, "cdcdrop", collections="items,gone")
+    db["items"].rename("renamed")
+    db["gone"].drop()
+    r = cdc(mongo_server.uri, tmp_path, "cdcdrop", collections="items,gone")
+    assert r.returncode == 0, r.stderr
+    tables = {t["collection"]: t for t in json.loads(r.stdout)["tables"]}
+    assert "renamed to 'cdcdrop.renamed'" in tables["items"]["resyncs"][0] and "--collections renamed" in tables["items"]["resyncs"][0]
+    assert "was dropped" in tables["gone"]["resyncs"][0]
+    assert "renamed to 'cdcdrop.renamed'" in r.stderr and "was dropped" in r.stderr  # logged, not only in the summary
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        assert sorted(con.sql("select v from raw_atlas.items").fetchall()) == [(0,), (1,), (2,)]
+        assert con.sql("select count(*) from raw_atlas.items").fetchone() == (0,)
+        assert con.sql("select count(*) from raw_atlas.gone").fetchone() == (0,)
+    again = cdc_ok(mongo_server.uri, tmp_path, "cdcdrop", collections="items,gone")  # still gone: nothing to do
+    assert again["events"] == 0 and not again["resyncs"]
+    typo = cdc(mongo_server.uri, tmp_path, "cdcdrop", collections="itemz")
+    assert typo.returncode == 3 and "collection 'itemz' not found" in typo.stderr
 
 
 def test_drop_seen_in_the_stream_resyncs(mongo_server, mongo_client, tmp_path):
