@@ -2,8 +2,9 @@
 
 Counts are compared within a window: documents that changed while the run ran (the count moved,
 or their cursor value is newer than the run's start) may legitimately differ. A sample of `_id`s
-with their cursor values is compared too, which catches a table with the right count but stale
-or missing rows. Documents quarantined and never loaded are counted as known differences.
+with their cursor values, sampled in the warehouse and looked up in the source, is compared too,
+which catches a table with the right count but stale or extra rows. Documents quarantined and
+never loaded are counted as known differences.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from bson import ObjectId, json_util
 from pymongo.collection import Collection
 
 from ingestion.bson_types import id_to_text
@@ -80,35 +83,52 @@ def reconcile(
         result.changed_during_run += collection.count_documents(changed)
     columns = pipeline.default_schema.tables.get(table, {}).get("columns", {}) if pipeline.default_schema_name else {}
     compare = cursor if cursor and cursor in columns else ("updated_at" if "updated_at" in columns else None)
-    sample_stages: list[dict[str, Any]] = [{"$match": config.filter}] if config.filter else []
-    sample_stages += [{"$sample": {"size": SAMPLE_SIZE}}, {"$project": {"_id": 1, **({compare: 1} if compare else {})}}]
-    sample = {id_to_text(d["_id"]): d.get(compare) if compare else None for d in collection.aggregate(sample_stages)}
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
         result.live_rows_only = config.mode == "cdc" and config.deletes == "soft" and SOFT_DELETE in columns
         live = f"where {client.escape_column_name(SOFT_DELETE)} is null" if result.live_rows_only else ""
         try:
-            result.warehouse_count = int(client.execute_sql(f"select count(*) from {qualified} {live}")[0][0])
-        except Exception:  # no table yet (an empty collection): nothing loaded
-            result.warehouse_count = 0
-            result.sample_size, result.sample_mismatches = len(sample), len(sample)
+            result.warehouse_count = _scalar(client, f"select count(*) from {qualified} {live}")
+        except DatabaseUndefinedRelation:  # no table yet (an empty collection): nothing loaded
+            result.warehouse_count, result.sample_mismatches = 0, 0
             return result
         quarantine = client.make_qualified_table_name(QUARANTINE_TABLE)
         try:
-            result.quarantined_missing = int(client.execute_sql(
-                f"select count(distinct q.document_id) from {quarantine} q where q.collection = %s and not exists "
-                f"(select 1 from {qualified} t where t._id = q.document_id)", config.name)[0][0])
-        except Exception:  # no quarantine table: nothing was ever quarantined
+            result.quarantined_missing = _scalar(
+                client, f"select count(distinct q.document_id) from {quarantine} q where q.collection = %s and not exists "
+                f"(select 1 from {qualified} t where t._id = q.document_id)", config.name)
+        except DatabaseUndefinedRelation:  # no quarantine table: nothing was ever quarantined
             result.quarantined_missing = 0
-        found: dict[str, Any] = {}
-        ids = list(sample)
-        for start in range(0, len(ids), 50):
-            chunk = ids[start:start + 50]
-            selected = f", {client.escape_column_name(compare)}" if compare else ""
-            placeholders = ", ".join(["%s"] * len(chunk))
-            rows = client.execute_sql(f"select _id{selected} from {qualified} where _id in ({placeholders}) "
-                                      + (f"and {client.escape_column_name(SOFT_DELETE)} is null" if live else ""), *chunk)
-            found.update({r[0]: (r[1] if compare else None) for r in rows or []})
+        # Rows sampled in the warehouse, looked up in the source by `_id` (an index lookup on any
+        # server; a missing row shows in the counts above).
+        selected = f", {client.escape_column_name(compare)}" if compare else ""
+        sampled = client.execute_sql(f"select _id{selected} from {qualified} {live} order by random() limit {SAMPLE_SIZE}") or []
+    sample = {row[0]: (row[1] if compare else None) for row in sampled}
+    candidates = [value for text in sample for value in id_candidates(text)]
+    query: dict[str, Any] = {"_id": {"$in": candidates}}
+    source = {
+        id_to_text(doc["_id"]): doc.get(compare) if compare else None
+        for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, {compare: 1} if compare else {"_id": 1})
+    }
     result.sample_size = len(sample)
-    result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in found or not _same(value, found[_id]))
+    result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in source or not _same(source[_id], value))
     return result
+
+
+def _scalar(client: Any, sql: str, *args: Any) -> int:
+    rows = client.execute_sql(sql, *args)
+    return int(rows[0][0]) if rows else 0
+
+
+def id_candidates(text: str) -> list[Any]:
+    """The `_id` values whose text form (`id_to_text`) is `text`: ObjectId hex is also a valid
+    string, and extended JSON text is also a string, so each ambiguous text gives both."""
+    values: list[Any] = [text]
+    if ObjectId.is_valid(text) and len(text) == 24:
+        values.append(ObjectId(text))
+    elif text.startswith("{"):
+        try:
+            values.append(json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS))
+        except ValueError:
+            pass
+    return values

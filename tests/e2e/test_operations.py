@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
@@ -234,3 +235,35 @@ def test_progress_on_a_terminal_and_json_logs_for_schedulers(mongo_server, tmp_p
     done = [e for e in events if e.get("status") == "succeeded"]
     assert done and done[0]["collection"] == "customer_activity" and done[0]["rows_loaded"] == 3_000
     assert done[0]["reconciliation"] == "match" and "run_id" in done[0]
+
+
+def test_reconciliation_sample_catches_stale_and_extra_rows(mongo_server, tmp_path):
+    import dlt
+
+    from ingestion.config import collection_config
+    from ingestion.destinations import DestinationConfig, resolve
+    from ingestion.pipeline import RunConfig, run
+    from ingestion.reconcile import DIVERGED, MATCH, reconcile
+
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 300, seed=3, database="recdb")
+        config = RunConfig(uri=mongo_server.uri, database="recdb", collections=["customer_activity"],
+                           destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
+        summary = run(config)
+        assert summary.tables[0].reconciliation.status == MATCH
+        assert summary.tables[0].reconciliation.sample_size == 100
+        with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # every row stale, count unchanged
+            con.sql("update raw_atlas.customer_activity set updated_at = updated_at - interval 1 day")
+        target = resolve(config.destination, "recdb")
+        pipeline = dlt.pipeline(pipeline_name=config.pipeline_name, destination=target.destination, dataset_name="raw_atlas",
+                                pipelines_dir=str(tmp_path / "p"))
+        coll = client["recdb"]["customer_activity"]
+        cc = collection_config("customer_activity")
+        stale = reconcile(coll, cc, "customer_activity", pipeline, 300, datetime.now(timezone.utc))
+        assert stale.warehouse_count == 300 and stale.sample_mismatches == 100 and stale.status == DIVERGED
+        with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # extra rows the source never had
+            con.sql("update raw_atlas.customer_activity set updated_at = updated_at + interval 1 day")
+            con.sql("update raw_atlas.customer_activity set _id = 'ghost-' || _id where _id in "
+                    "(select _id from raw_atlas.customer_activity limit 150)")
+        extra = reconcile(coll, cc, "customer_activity", pipeline, 300, datetime.now(timezone.utc))
+        assert extra.warehouse_count == 300 and 20 < extra.sample_mismatches < 80 and extra.status == DIVERGED
