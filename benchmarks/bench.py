@@ -222,10 +222,21 @@ one interval; `--follow --flush-interval N` keeps a stream open instead).
   11.1 s with 1 worker, 30.8 s with 2, 51.2 s with 4). MongoDB itself answers `_id` ranges from
   the `_id` index; that is not measured here.
 - Peak RSS: extraction holds at most two batches per reader (about 380 MB of the peak at any
-  size); the rest grows with the load into DuckDB. Capping DuckDB's memory
-  (`ATLAS_DUCKDB_MEMORY_LIMIT=256MB`, the setting of the runs above) brought the 1,000,000 peak
-  from 810 MB to about 650-700 MB, still above 1.5x the 100,000 figure; but 256MB runs out of
-  memory when replacing a table of 15 MB documents, so the default is 1GB.
+  size); the rest grows with the load into DuckDB. Measured side by side on one server
+  (2026-11-30, our full load alone, in its own process): 100,000 documents 475 MB with DuckDB's
+  `memory_limit=1GB`, 481 MB with `preserve_insertion_order=false` added, 519 MB with 512MB and no
+  insertion order; 1,000,000 documents 996 MB, 790 MB and 825 MB. Insertion order means nothing in
+  a raw table, so `preserve_insertion_order=false` is the default; a lower memory cap does not
+  help (256MB ran out of memory replacing a table of 15 MB documents), so the cap stays 1GB
+  (`ATLAS_DUCKDB_MEMORY_LIMIT`). Each result file records the cap it ran with, and the RSS ratio is
+  only computed between runs with the same cap.
+- The full load includes what every run does after loading: the reconciliation (source counts
+  before and after, 100 warehouse rows looked up in the source) and the `_atlas_runs` row. On this
+  server counting a collection scans it (about 0.8 s per 100,000 documents, twice a run); MongoDB
+  answers `estimatedDocumentCount` from metadata.
+- CDC snapshot vs full load: the snapshot reads in `_id` order (about 1.3x the unsorted read on
+  this server) and loads with merges every 50,000 documents so that a killed snapshot resumes,
+  where the full load replaces the table once.
 """)
 
 

@@ -258,17 +258,28 @@ def lock_path(config: RunConfig) -> Path:
 
 def run(config: RunConfig) -> RunSummary:
     """Load every configured collection; raises an IngestError subclass on any user-fixable failure.
-    One run per pipeline at a time (LockedError otherwise); every run that reached the load is
-    recorded in `_atlas_runs`, with a reconciliation of source and warehouse counts."""
+    One run per pipeline at a time (LockedError otherwise); every run with a valid configuration is
+    recorded in `_atlas_runs`: a failed one with its error, a successful one with a reconciliation
+    of source and warehouse counts."""
     collections = config.validate()
-    with RunLock(lock_path(config), config.pipeline_name):
-        return _run(config, collections)
-
-
-def _run(config: RunConfig, collections: list[CollectionConfig]) -> RunSummary:
-    started = time.monotonic()
-    started_at = datetime.now(timezone.utc)
+    target = resolve(config.destination, config.database)
     run_id = uuid.uuid4().hex
+    started_at = datetime.now(timezone.utc)
+    with RunLock(lock_path(config), config.pipeline_name):
+        try:
+            return _run(config, collections, target, run_id, started_at)
+        except IngestError as exc:
+            ended_at = datetime.now(timezone.utc)
+            record_runs(target.destination, target.staging, target.dataset, config.pipeline_name, config.pipelines_dir, run_id,
+                        config.destination.name,
+                        [RunRecord(cc.name, started_at, ended_at, "failed", cc.mode, table_name(cc.name), str(exc)) for cc in collections])
+            raise
+
+
+def _run(
+    config: RunConfig, collections: list[CollectionConfig], target: ResolvedDestination, run_id: str, started_at: datetime,
+) -> RunSummary:
+    started = time.monotonic()
     client = connect(config.uri, config.server_timeout_ms)
     try:
         db = client[config.database]
@@ -286,7 +297,6 @@ def _run(config: RunConfig, collections: list[CollectionConfig]) -> RunSummary:
         counts_before = {cc.name: source_count(db[cc.name], cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-        target = resolve(config.destination, config.database)
         if target.is_sql:
             # Replace loads go to a staging dataset first and swap in one transaction: a failed
             # run leaves the previous table intact.
@@ -316,8 +326,8 @@ def _run(config: RunConfig, collections: list[CollectionConfig]) -> RunSummary:
             # cursor, checkpoint or token moves past rows that are not in the warehouse.
             if pipeline.has_pending_data:
                 pipeline.abort_packages()
-            now = datetime.now(timezone.utc)
-            record([RunRecord(cc.name, started_at, now, "failed", cc.mode, table_name(cc.name), str(exc)) for cc in collections])
+            if isinstance(exc, PipelineStepFailed):
+                raise destination_error(exc, config) from None
             raise
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None

@@ -29,7 +29,14 @@ def test_missing_collection_names_it(mongo_server, mongo_client, tmp_path):
     r = run_cli("run", "--uri", mongo_server.uri, "--database", "clidb", "--collections", "present,absent",
                 "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
     assert_one_line_error(r, 3, "'absent'", "clidb", "present")
-    assert not (tmp_path / "w.duckdb").exists()
+    # Nothing was loaded; the failed run is recorded, with its error.
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        tables = {t for (t,) in con.sql("select table_name from information_schema.tables where table_schema = 'raw_atlas'").fetchall()}
+        runs = con.sql("select collection, status, error from raw_atlas._atlas_runs order by collection").fetchall()
+    assert {t for t in tables if not t.startswith("_dlt")} == {"_atlas_runs"}
+    assert [(c, st) for c, st, _ in runs] == [("absent", "failed"), ("present", "failed")] and "'absent' not found" in runs[0][2]
 
 
 def test_unknown_destination(mongo_server, tmp_path):

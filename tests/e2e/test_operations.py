@@ -49,6 +49,14 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
+def loaded_tables_and_runs(warehouse):
+    """Raw tables other than the run history, and the recorded runs (status, error)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {t for (t,) in con.sql("select table_name from information_schema.tables where table_schema = 'raw_atlas'").fetchall()}
+        runs = con.sql("select status, error from raw_atlas._atlas_runs order by started_at").fetchall()
+    return {t for t in tables if not t.startswith("_dlt") and t != "_atlas_runs"}, runs
+
+
 def pipeline_state(pipelines_dir, name):
     """What dlt kept for a pipeline: (its state, whether a load is pending); None if never created."""
     import dlt
@@ -122,7 +130,9 @@ def test_wrong_atlas_credentials(auth_server, tmp_path):
                 "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
     assert_one_line_error(r, 3, "authentication failed", "***@127.0.0.1", "check the user and password")
     assert "wrong-password" not in r.stderr + r.stdout
-    assert not (tmp_path / "w.duckdb").exists() and pipeline_state(tmp_path / "p", "atlas_authdb_local") is None
+    tables, runs = loaded_tables_and_runs(tmp_path / "w.duckdb")
+    assert not tables and runs == [("failed", runs[0][1])] and "authentication failed" in runs[0][1] and "wrong-password" not in runs[0][1]
+    assert pipeline_state(tmp_path / "p", "atlas_authdb_local") is None
     good = uri.replace("wrong-password", "right-password")
     ok = run_cli("run", "--uri", good, "--database", "authdb", "--collections", "customer_activity",
                  "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"))
@@ -135,7 +145,9 @@ def test_unreachable_atlas_leaves_nothing(tmp_path):
                 "--collections", "c", "--mode", "cdc", "--warehouse", str(tmp_path / "w.duckdb"),
                 "--pipelines-dir", str(tmp_path / "p"))
     assert_one_line_error(r, 3, "cannot reach MongoDB", "check the URI")
-    assert not (tmp_path / "w.duckdb").exists() and pipeline_state(tmp_path / "p", "atlas_d_local") is None
+    tables, runs = loaded_tables_and_runs(tmp_path / "w.duckdb")
+    assert not tables and len(runs) == 1 and runs[0][0] == "failed" and "cannot reach MongoDB" in runs[0][1]
+    assert pipeline_state(tmp_path / "p", "atlas_d_local") is None
 
 
 def test_invalid_config_file_names_the_setting(mongo_server, tmp_path):
