@@ -294,7 +294,9 @@ def _run(
         if missing:
             found = ", ".join(sorted(existing)) or "none"
             raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")
-        counts_before = {cc.name: source_count(db[cc.name], cc) for cc in collections}
+        # The count before the run bounds what changed while it ran. Incremental runs bound that by
+        # their cursor instead (a count can scan the collection on some servers).
+        counts_before = {cc.name: None if cc.mode == "incremental" else source_count(db[cc.name], cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
         if target.is_sql:
@@ -373,7 +375,7 @@ def _run_record(t: "TableSummary", started_at: datetime, ended_at: datetime) -> 
 
 def _load_batch(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int],
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None],
 ) -> list[TableSummary]:
     """Full and incremental collections: one load for all of them."""
     stats: dict[str, CollectionStats] = {}
@@ -383,7 +385,7 @@ def _load_batch(
     for cc in collections:
         table = table_name(cc.name)
         s = stats[cc.name] = CollectionStats()
-        s.expected = counts[cc.name] if cc.mode == "full" else None
+        s.expected = counts[cc.name]
         s.registry.kinds.update(_known_kinds(stored, table))
         first_load[cc.name] = not s.registry.kinds
         warnings[cc.name] = [w for w in [_index_warning(client, config.database, cc)] if w]
@@ -420,7 +422,7 @@ def _load_batch(
 
 def _sync_cdc(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int],
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None],
 ) -> list[TableSummary]:
     """CDC collections: each brought up to the cluster time at the start of the run, in
     checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""

@@ -72,11 +72,13 @@ def _same(source: Any, warehouse: Any) -> bool:
 
 def reconcile(
     collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline,
-    count_before: int, run_started_at: datetime,
+    count_before: int | None, run_started_at: datetime,
 ) -> Reconciliation:
-    """Compare the collection and its table right after the run loaded it (SQL destinations)."""
+    """Compare the collection and its table right after the run loaded it (SQL destinations).
+    `count_before` (the count when the run started) may be None when the cursor bounds the changes."""
     count_after = source_count(collection, config)
-    result = Reconciliation(source_count=count_after, changed_during_run=abs(count_after - count_before))
+    result = Reconciliation(source_count=count_after,
+                            changed_during_run=abs(count_after - count_before) if count_before is not None else 0)
     cursor = config.cursor_field
     if cursor:
         changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}
