@@ -335,11 +335,13 @@ def _run(
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
         by_name = {cc.name: cc for cc in collections}
         for t in tables:
+            reconcile_started = time.monotonic()
             if target.is_sql:
                 t.reconciliation = reconcile(db[t.collection], by_name[t.collection], t.table, pipeline,
                                              counts_before[t.collection], started_at)
             else:
                 t.reconciliation = Reconciliation(source_count=source_count(db[t.collection], by_name[t.collection]))
+            t.reconciliation.elapsed_s = time.monotonic() - reconcile_started
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
                 log.warning("collection '%s': %s", t.collection, t.warnings[-1])

@@ -37,6 +37,7 @@ class Reconciliation:
     sample_mismatches: int | None = None
     # CDC with soft deletes keeps deleted documents as rows with `_deleted_at`: count the others.
     live_rows_only: bool = False
+    elapsed_s: float = 0.0  # what the comparison cost (the source count scans on some servers)
 
     @property
     def status(self) -> str:
