@@ -28,12 +28,13 @@ from bson import Timestamp, json_util
 from pymongo import MongoClient
 
 from ingestion import progress
-from ingestion.batches import EXTRACTED_AT, LOAD_ID, ColumnRegistry, convert_documents
+from ingestion.batches import LOAD_ID, ColumnRegistry, convert_documents
 from ingestion.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
 from ingestion.change_stream import ROW_OPERATIONS, ChangeEvent, CollectionStream, HistoryLost, StreamEnded, cluster_time, read_snapshot
 from ingestion.config import CollectionConfig
 from ingestion.errors import SourceError
-from ingestion.source import CollectionStats, ItemFormat, decode_cursor, emit_batch, encode_cursor, quarantine_resource
+from ingestion.destinations import ResolvedDestination
+from ingestion.source import CollectionStats, decode_cursor, emit_batch, encode_cursor, quarantine_resource
 
 log = logging.getLogger("atlas_ingest")
 
@@ -73,20 +74,16 @@ class CdcOutcome:
     upserts: int = 0
     deletes: int = 0
     swept: int = 0
-    loads: int = 0
     resyncs: list[str] = field(default_factory=list)
     stats: CollectionStats = field(default_factory=CollectionStats)
 
 
 @dataclass
 class Target:
-    """Where and how chunks are loaded (fixed for the run)."""
+    """Where chunks are loaded (fixed for the run)."""
 
     pipeline: dlt.Pipeline
-    item_format: ItemFormat
-    loader_file_format: str
-    max_row_bytes: int | None
-    is_sql: bool
+    destination: ResolvedDestination
     land_events: bool  # the s3 landing zone also keeps the raw change events
 
 
@@ -175,7 +172,7 @@ class CollectionSync:
                     batch = convert_documents(docs, self.registry, extracted_at)
                     if batch.size:
                         yield from emit_batch(batch, self._columns(), self.table, number, Path(tmp), stats,
-                                              target.item_format, target.max_row_bytes)
+                                              target.destination.item_format, target.destination.max_row_bytes)
                     stats.quarantine.extend(batch.quarantined)
             dlt.current.resource_state()["cdc"] = asdict(new_state)
 
@@ -185,12 +182,11 @@ class CollectionSync:
         ]
         if events and target.land_events:
             resources.append(self._events_resource(events))
-        target.pipeline.run(resources, loader_file_format=target.loader_file_format)
+        target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format)
         total = self.outcome.stats
         total.documents_read += stats.documents_read
         total.rows_written += stats.rows_written
         total.quarantine.extend(stats.quarantine)
-        self.outcome.loads += 1
         self.state = new_state
 
     def _events_resource(self, events: list[ChangeEvent]) -> Any:
@@ -206,7 +202,7 @@ class CollectionSync:
                 columns = {**EVENT_COLUMNS, LOAD_ID: {"data_type": "text", "nullable": False}}
                 yield dlt.mark.with_file_import(str(path), "jsonl", len(events), hints=dlt.mark.make_hints(columns=columns))
 
-        if self.target.item_format == "jsonl":
+        if self.target.destination.item_format == "jsonl":
             return dlt.resource(data, name=name, write_disposition="append", columns=EVENT_COLUMNS)()
         return dlt.resource(lambda: iter([[_event_row(e) for e in events]]), name=name, write_disposition="append",
                             columns=EVENT_COLUMNS)()
@@ -379,7 +375,7 @@ class CollectionSync:
         """After a snapshot and the changes since: rows of other snapshots were not seen again and
         not changed since T0, so the source no longer has them."""
         assert self.state is not None
-        if self.target.is_sql:
+        if self.target.destination.is_sql:
             self.outcome.swept = self._sweep_sql(self.state.snapshot_id)
         self._load(lambda: iter(()), CdcState(**{**asdict(self.state), "sweep_pending": False}))
 
@@ -459,4 +455,4 @@ def stop_on_signals() -> Callable[[], bool]:
     return lambda: stopped[0]
 
 
-__all__ = ["CdcOutcome", "CdcState", "CollectionSync", "EXTRACTED_AT", "Target", "stop_on_signals"]
+__all__ = ["CdcOutcome", "CdcState", "CollectionSync", "Target", "stop_on_signals"]

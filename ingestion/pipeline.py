@@ -270,9 +270,8 @@ def run(config: RunConfig) -> RunSummary:
             return _run(config, collections, target, run_id, started_at)
         except IngestError as exc:
             ended_at = datetime.now(timezone.utc)
-            record_runs(target.destination, target.staging, target.dataset, config.pipeline_name, config.pipelines_dir, run_id,
-                        config.destination.name,
-                        [RunRecord(cc.name, started_at, ended_at, "failed", cc.mode, table_name(cc.name), str(exc)) for cc in collections])
+            _record(config, target, run_id,
+                    [RunRecord(cc.name, started_at, ended_at, "failed", cc.mode, table_name(cc.name), str(exc)) for cc in collections])
             raise
 
 
@@ -311,10 +310,6 @@ def _run(
             pipelines_dir=str(config.pipelines_dir) if config.pipelines_dir else None,
         )
 
-        def record(records: list[RunRecord]) -> bool:
-            return record_runs(target.destination, target.staging, target.dataset, config.pipeline_name,
-                               config.pipelines_dir, run_id, config.destination.name, records)
-
         try:
             finish_or_discard_pending(pipeline, target.is_sql)
             stored = pipeline.default_schema if pipeline.default_schema_name else None
@@ -347,7 +342,7 @@ def _run(
                 log.warning("collection '%s': %s", t.collection, t.warnings[-1])
         ended_at = datetime.now(timezone.utc)
         records = [_run_record(t, started_at, ended_at) for t in tables]
-        record(records)
+        _record(config, target, run_id, records)
         for rec in records:  # for schedulers reading --log-format json
             log.info("run %s: collection '%s' %s", run_id, rec.collection, rec.status,
                      extra={"fields": {"run_id": run_id, "collection": rec.collection, "status": rec.status,
@@ -356,6 +351,11 @@ def _run(
         client.close()
     return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
                       tables, run_id)
+
+
+def _record(config: RunConfig, target: ResolvedDestination, run_id: str, records: list[RunRecord]) -> None:
+    record_runs(target.destination, target.staging, target.dataset, config.pipeline_name, config.pipelines_dir, run_id,
+                config.destination.name, records)
 
 
 def _run_record(t: "TableSummary", started_at: datetime, ended_at: datetime) -> RunRecord:
@@ -430,8 +430,7 @@ def _sync_cdc(
     checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""
     run_start = cluster_time(client)
     pipeline.sync_destination()  # the CDC state may only exist in the destination (a new machine)
-    cdc_target = Target(pipeline, target.item_format, target.loader_file_format, target.max_row_bytes,
-                        target.is_sql, land_events=config.destination.name == "s3")
+    cdc_target = Target(pipeline, target, land_events=config.destination.name == "s3")
     syncs: list[tuple[CollectionConfig, CollectionSync]] = []
     try:
         for cc in collections:

@@ -196,7 +196,7 @@ def test_s3_access_denied(mongo_server, tmp_path):
                 time.sleep(0.2)
         with MongoClient(mongo_server.uri) as client:
             seed_collection(client, 50, seed=3, database="denied")
-        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNUNKNOWN12",
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "unknown-to-this-server",
                "AWS_SECRET_ACCESS_KEY": "s3-secret-value", "AWS_DEFAULT_REGION": "us-east-1"}
         r = run_cli("run", "--uri", mongo_server.uri, "--database", "denied", "--collections", "customer_activity",
                     "--destination", "s3", "--bucket-url", "s3://landing", "--mode", "incremental", "--cursor-field",
