@@ -225,19 +225,26 @@ one interval; `--follow --flush-interval N` keeps a stream open instead).
   for every `_id` range query instead of using the `_id` index (measured on 100,000 documents:
   11.1 s with 1 worker, 30.8 s with 2, 51.2 s with 4). MongoDB itself answers `_id` ranges from
   the `_id` index; that is not measured here.
-- Peak RSS: extraction holds at most two batches per reader (about 380 MB of the peak at any
-  size); the rest grows with the load into DuckDB. Measured side by side on one server
-  (2026-11-30, our full load alone, in its own process): 100,000 documents 475 MB with DuckDB's
-  `memory_limit=1GB`, 481 MB with `preserve_insertion_order=false` added, 519 MB with 512MB and no
-  insertion order; 1,000,000 documents 996 MB, 790 MB and 825 MB. Insertion order means nothing in
-  a raw table, so `preserve_insertion_order=false` is the default; a lower memory cap does not
-  help (256MB ran out of memory replacing a table of 15 MB documents), so the cap stays 1GB
-  (`ATLAS_DUCKDB_MEMORY_LIMIT`). Each result file records the cap it ran with, and the RSS ratio is
-  only computed between runs with the same cap.
-- The full load includes what every run does after loading: the reconciliation (source counts
-  before and after, 100 warehouse rows looked up in the source) and the `_atlas_runs` row. On this
-  server counting a collection scans it (about 0.8 s per 100,000 documents, twice a run); MongoDB
-  answers `estimatedDocumentCount` from metadata.
+- Peak RSS: extraction holds at most two batches per reader; the rest is the load into DuckDB,
+  which caches the table it writes up to its `memory_limit`. Measured per dlt step (2026-11-30, our
+  full load alone in its own process, RSS sampled every 50 ms): extract 420 MB at 100,000 and at
+  1,000,000 documents; load 506 MB and 840 MB with `memory_limit=1GB`, 498 MB and 693 MB with 256MB,
+  590 MB at 1,000,000 with 128MB. So the cap is 256MB (`ATLAS_DUCKDB_MEMORY_LIMIT`), with
+  `preserve_insertion_order=false` (row order means nothing in a raw table; it saved 200 MB at
+  1,000,000 with the 1GB cap). The price: documents of several MB stay in memory together while
+  DuckDB loads them (ten 30 MB rows do not load under 256MB; forty do not under 1GB), and a run
+  that runs out says so and names the setting. The awkward corpus (one 15 MB document) loads with
+  128MB, not with 64MB. Each result file records the cap it ran with, and the RSS ratio is only
+  computed between runs with the same cap.
+- Every run ends with the reconciliation (100 warehouse rows looked up in the source, and source
+  counts) and its `_atlas_runs` row. On this server counting a collection scans it, about 0.75 s
+  per 100,000 documents, and holds the server's lock meanwhile (counting in a background thread
+  while extracting was tried: the extraction waited for the count); MongoDB answers
+  `estimatedDocumentCount` from metadata. So each run counts as few times as its window allows:
+  a full load twice (before and after), an incremental run once (after; its cursor bounds what
+  changed), a CDC run that only reads the stream once (before, at a noted cluster time; the
+  change events after it bound what changed). At 1,000,000 documents that one count is most of the
+  incremental run (the "reconciliation" row under Targets).
 - CDC snapshot vs full load: the snapshot reads in `_id` order (about 1.3x the unsorted read on
   this server) and loads with merges every 50,000 documents so that a killed snapshot resumes,
   where the full load replaces the table once.

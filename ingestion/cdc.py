@@ -75,6 +75,8 @@ class CdcOutcome:
     deletes: int = 0
     swept: int = 0
     resyncs: list[str] = field(default_factory=list)
+    snapshot_taken: bool = False
+    events_since_count: int = 0  # row events after `CollectionSync.count_time`
     stats: CollectionStats = field(default_factory=CollectionStats)
 
 
@@ -132,6 +134,7 @@ class CollectionSync:
         self.state = self._stored_state()
         self.stream: CollectionStream | None = None
         self.expected: int | None = None  # the collection's size, for progress
+        self.count_time: Timestamp | None = None  # when the reconciliation's source count started
         self.pending: list[ChangeEvent] = []
         self.last_flush = time.monotonic()
         self.exclude = [f for f, v in (config.projection or {}).items() if v in (0, False)] or None
@@ -227,6 +230,7 @@ class CollectionSync:
         after = decode_cursor(self.state.after_id) if started else None
         if started:
             log.info("%s: snapshot resumes after _id %s", self.config.name, id_to_text(after))
+        self.outcome.snapshot_taken = True
         batches = read_snapshot(self.collection, after, started, self.config.projection, self.batch_docs)
         exhausted = False
         while not exhausted:
@@ -325,6 +329,8 @@ class CollectionSync:
                 return True
             if event.operation in ROW_OPERATIONS:
                 self.pending.append(event)
+                if self.count_time is not None and event.cluster_time > self.count_time:
+                    self.outcome.events_since_count += 1
             if len(self.pending) >= self.config.checkpoint_docs:
                 self.flush()
             if until is not None and event.cluster_time >= until:

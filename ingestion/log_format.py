@@ -31,12 +31,43 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(log_format: str, level: str) -> None:
-    """Our logger to stderr, in `log_format`, at `level` (dlt keeps its own warnings' format)."""
-    handler = logging.StreamHandler()
+class _OwnFormatHandler(logging.StreamHandler):
+    """dlt puts its own formatter on the first handler of its logger each time a pipeline starts;
+    this handler keeps the one it was given."""
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        if self.formatter is None:
+            super().setFormatter(fmt)
+
+
+class DltJobErrors(logging.Filter):
+    """A failed load job's exception (with traceback) is raised again by the pipeline step and
+    reported as the run's one-line error: dlt's own record of it shows only at debug level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
+
+
+def _handler(log_format: str) -> logging.Handler:
+    handler = _OwnFormatHandler()
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter("atlas-ingest: %(levelname)s %(message)s"))
+    return handler
+
+
+def configure(log_format: str, level: str) -> None:
+    """Our logger to stderr, in `log_format`, at `level`. dlt's records go through the same
+    format and redaction: its errors always, the rest (which is verbose) only at debug level."""
     logger = logging.getLogger("atlas_ingest")
-    logger.handlers[:] = [handler]
+    logger.handlers[:] = [_handler(log_format)]
     logger.propagate = False
     logger.setLevel(level.upper())
+    dlt_handler = _handler(log_format)
+    if level.upper() == "DEBUG":
+        dlt_handler.setLevel(logging.INFO)
+    else:
+        dlt_handler.setLevel(logging.ERROR)  # dlt sets its logger's level itself; the handler's stays
+        dlt_handler.addFilter(DltJobErrors())
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.handlers[:] = [dlt_handler]
+    dlt_logger.propagate = False

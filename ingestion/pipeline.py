@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from bson import Timestamp
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -23,9 +24,9 @@ from ingestion.batches import ColumnRegistry
 from ingestion.cdc import CollectionSync, Target, stop_on_signals
 from ingestion.change_stream import cluster_time
 from ingestion.config import CollectionConfig, collection_config
-from ingestion.destinations import DestinationConfig, ResolvedDestination, resolve
+from ingestion.destinations import DUCKDB_MEMORY_LIMIT, DestinationConfig, ResolvedDestination, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
-from ingestion.reconcile import DIVERGED, Reconciliation, reconcile, source_count
+from ingestion.reconcile import DIVERGED, Reconciliation, SourceCount, counted_after, reconcile, source_count
 from ingestion.redact import redact_uri
 from ingestion.run_history import RunRecord, record_runs
 from ingestion.run_lock import RunLock
@@ -91,6 +92,8 @@ class TableSummary:
     events: int = 0
     deletes: int = 0
     resyncs: list[str] = field(default_factory=list)
+    # cdc runs that only read the stream: change events after the count taken before the run
+    changed_since_count: int | None = None
     reconciliation: Reconciliation | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -230,6 +233,12 @@ def destination_error(exc: PipelineStepFailed, config: RunConfig) -> Destination
             f"S3 access denied for {bucket}: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or the instance "
             f"role) and that they may list, read and write {bucket}/{config.destination.prefix}; nothing was loaded ({detail[:200]})"
         )
+    if name == "local" and "Out of Memory Error" in detail:
+        return DestinationError(
+            f"DuckDB ran out of memory loading {config.destination.warehouse} (memory_limit {DUCKDB_MEMORY_LIMIT}; documents of "
+            "several MB are held in memory together while they load): raise ATLAS_DUCKDB_MEMORY_LIMIT, e.g. to 2GB, and "
+            "rerun; nothing was loaded"
+        )
     if "nosuchbucket" in detail.lower().replace(" ", ""):
         return DestinationError(f"bucket {config.destination.resolved_bucket_url()} does not exist: create it or fix --bucket-url")
     return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")
@@ -293,8 +302,14 @@ def _run(
         if missing:
             found = ", ".join(sorted(existing)) or "none"
             raise SourceError(f"collection '{missing[0]}' not found in database '{config.database}' (collections: {found})")
-        # The count before the run bounds what changed while it ran. Incremental runs bound that by
-        # their cursor instead (a count can scan the collection on some servers).
+        # Source counts for the reconciliation (a count scans the collection on some servers, so
+        # each run counts once where it can):
+        # - full, and CDC runs that snapshot or follow: before and after; the count's change bounds
+        #   what changed meanwhile;
+        # - CDC runs that only read the stream: before, at a noted cluster time; the change events
+        #   after it, which the run applies anyway, bound what changed;
+        # - incremental: after; the cursor bounds what changed.
+        cdc_count_time = cluster_time(client) if any(cc.mode == "cdc" for cc in collections) else None
         counts_before = {cc.name: None if cc.mode == "incremental" else source_count(db[cc.name], cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -317,7 +332,7 @@ def _run(
             cdc_collections = [cc for cc in collections if cc.mode == "cdc"]
             tables = _load_batch(client, config, pipeline, target, batch_collections, stored, counts_before) if batch_collections else []
             if cdc_collections:
-                tables += _sync_cdc(client, config, pipeline, target, cdc_collections, stored, counts_before)
+                tables += _sync_cdc(client, config, pipeline, target, cdc_collections, stored, counts_before, cdc_count_time)
         except (IngestError, PipelineStepFailed) as exc:
             # A load that failed is aborted: dlt restores the state it had before this run, so no
             # cursor, checkpoint or token moves past rows that are not in the warehouse.
@@ -331,11 +346,17 @@ def _run(
         by_name = {cc.name: cc for cc in collections}
         for t in tables:
             reconcile_started = time.monotonic()
-            if target.is_sql:
-                t.reconciliation = reconcile(db[t.collection], by_name[t.collection], t.table, pipeline,
-                                             counts_before[t.collection], started_at)
+            cc, coll = by_name[t.collection], db[t.collection]
+            if cc.mode == "incremental":
+                counted = SourceCount(source_count(coll, cc))
+            elif t.changed_since_count is not None:
+                counted = SourceCount(counts_before[t.collection], t.changed_since_count)
             else:
-                t.reconciliation = Reconciliation(source_count=source_count(db[t.collection], by_name[t.collection]))
+                counted = counted_after(coll, cc, counts_before[t.collection])
+            if target.is_sql:
+                t.reconciliation = reconcile(coll, cc, t.table, pipeline, counted, started_at)
+            else:
+                t.reconciliation = Reconciliation(source_count=counted.count)
             t.reconciliation.elapsed_s = time.monotonic() - reconcile_started
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
@@ -424,7 +445,7 @@ def _load_batch(
 
 def _sync_cdc(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None],
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None], count_time: Timestamp,
 ) -> list[TableSummary]:
     """CDC collections: each brought up to the cluster time at the start of the run, in
     checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""
@@ -439,6 +460,7 @@ def _sync_cdc(
             registry.kinds.update(_known_kinds(stored, table))
             sync = CollectionSync(client, config.database, cc, table, registry, cdc_target, config.batch_docs)
             sync.expected = counts[cc.name]
+            sync.count_time = count_time
             syncs.append((cc, sync))
             sync.sync(run_start, config.resync)
         if config.follow:
@@ -467,6 +489,7 @@ def _sync_cdc(
             cc.name, sync.table, cc.mode, out.snapshot_docs + out.events, s.rows_written, len(s.quarantine),
             s.registry.new_columns, s.registry.variant_columns, [], not stored or sync.table not in stored.tables,
             snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
+            changed_since_count=None if out.snapshot_taken or config.follow else out.events_since_count,
         ))
     return tables
 

@@ -1,7 +1,9 @@
 """After a run: does the warehouse table hold what the collection holds?
 
-Counts are compared within a window: documents that changed while the run ran (the count moved,
-or their cursor value is newer than the run's start) may legitimately differ. A sample of `_id`s
+Counts are compared within a window: documents that changed while the run ran may legitimately
+differ. The caller says which changes bound its count (`SourceCount`): the count's own change
+over the run, or the change events after it; documents whose cursor value is newer than the
+run's start are added here. A sample of `_id`s
 with their cursor values, sampled in the warehouse and looked up in the source, is compared too,
 which catches a table with the right count but stale or extra rows. Documents quarantined and
 never loaded are counted as known differences.
@@ -56,6 +58,21 @@ class Reconciliation:
                 + (f", {self.changed_during_run} changed during the run" if self.changed_during_run else ""))
 
 
+@dataclass(frozen=True)
+class SourceCount:
+    """The source count a reconciliation compares with, and how many documents are known to have
+    changed between that count and the state the warehouse was brought to."""
+
+    count: int
+    changed: int = 0
+
+
+def counted_after(collection: Collection, config: CollectionConfig, count_before: int) -> SourceCount:
+    """A count now, after the run loaded: the count's change since `count_before` bounds what changed."""
+    after = source_count(collection, config)
+    return SourceCount(after, abs(after - count_before))
+
+
 def source_count(collection: Collection, config: CollectionConfig) -> int:
     """Documents the table should hold: the filter's count, or the collection's metadata count."""
     if config.filter:
@@ -73,13 +90,11 @@ def _same(source: Any, warehouse: Any) -> bool:
 
 def reconcile(
     collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline,
-    count_before: int | None, run_started_at: datetime,
+    source: SourceCount, run_started_at: datetime,
 ) -> Reconciliation:
-    """Compare the collection and its table right after the run loaded it (SQL destinations).
-    `count_before` (the count when the run started) may be None when the cursor bounds the changes."""
-    count_after = source_count(collection, config)
-    result = Reconciliation(source_count=count_after,
-                            changed_during_run=abs(count_after - count_before) if count_before is not None else 0)
+    """Compare the collection's `source` count with its table right after the run loaded it (SQL
+    destinations). Documents whose cursor is newer than the run's start widen the window."""
+    result = Reconciliation(source_count=source.count, changed_during_run=source.changed)
     cursor = config.cursor_field
     if cursor:
         changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}

@@ -372,3 +372,39 @@ def test_resync_repairs_a_warehouse_that_diverged(mongo_server, items, tmp_path)
     out = cdc_ok(mongo_server.uri, tmp_path, "cdc", "--resync", collections=items.name)
     assert out["resyncs"] == ["requested with --resync"] and out["snapshot_docs"] == 200
     assert_equal_to_source(items, tmp_path / "w.duckdb")
+
+
+def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, monkeypatch):
+    """A run that snapshots counts the source before and after; a run that only reads the stream
+    counts once, before it, and the change events after that count are its window."""
+    import ingestion.pipeline as pipeline_module
+    import ingestion.reconcile as reconcile_module
+    from ingestion.destinations import DestinationConfig
+    from ingestion.reconcile import MATCH
+
+    counts: list[int] = []
+    writes_during_count: list[bool] = []
+    real_count = reconcile_module.source_count
+
+    def count_then_write(coll, cc):
+        counts.append(real_count(coll, cc))
+        if writes_during_count:  # writes the scan no longer sees, as on a busy cluster
+            writes_during_count.clear()
+            coll.insert_many([{"_id": f"late{i}", "v": i} for i in range(3)])
+            coll.delete_one({"_id": 5})
+        return counts[-1]
+
+    monkeypatch.setattr(pipeline_module, "source_count", count_then_write)
+    monkeypatch.setattr(reconcile_module, "source_count", count_then_write)
+    config = pipeline_module.RunConfig(
+        uri=mongo_server.uri, database="cdc", collections=[items.name], overrides={"mode": "cdc"},
+        destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
+    first = pipeline_module.run(config).tables[0]
+    assert counts == [200, 200] and first.reconciliation.status == MATCH
+    items.update_one({"_id": 1}, {"$set": {"v": -1}})  # before the next count: not in its window
+    writes_during_count.append(True)
+    second = pipeline_module.run(config).tables[0]
+    r = second.reconciliation
+    assert counts == [200, 200, 200] and second.events == 5
+    assert (r.source_count, r.warehouse_count, r.changed_during_run, r.status) == (200, 202, 4, MATCH)
+    assert_equal_to_source(items, tmp_path / "w.duckdb")

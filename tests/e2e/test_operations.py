@@ -177,6 +177,25 @@ def test_unreachable_warehouse_advances_no_state(mongo_server, s3_server, tmp_pa
     assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
 
 
+def test_duckdb_out_of_memory_names_the_setting_and_advances_no_state(mongo_server, tmp_path):
+    """Large documents are held in memory together while DuckDB loads them: under too small a cap
+    the run exits 4 naming ATLAS_DUCKDB_MEMORY_LIMIT, and a rerun with a larger cap loads them all."""
+    with MongoClient(mongo_server.uri) as client:
+        coll = client["bigdocs"]["items"]
+        coll.drop()
+        coll.insert_many([{"_id": i, "big": str(i) * (15 * 1024 * 1024), "updated_at": datetime(2024, 1, 1 + i)} for i in range(3)])
+        coll.create_index("updated_at")
+    args = ["run", "--uri", mongo_server.uri, "--database", "bigdocs", "--collections", "items", "--mode", "incremental",
+            "--cursor-field", "updated_at", "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    small = run_cli(*args, env={"ATLAS_DUCKDB_MEMORY_LIMIT": "32MB"})
+    assert_one_line_error(small, 4, "DuckDB ran out of memory", "memory_limit 32MB", "ATLAS_DUCKDB_MEMORY_LIMIT")
+    state = pipeline_state(tmp_path / "p", "atlas_bigdocs_local")
+    assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
+    ok = run_cli(*args, "--json")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert json.loads(ok.stdout)["tables"][0]["rows_loaded"] == 3
+
+
 def test_s3_access_denied(mongo_server, tmp_path):
     """An S3 server that checks credentials (moto with IAM enforced) refuses ours: exit 4, one line."""
     port = free_port()
@@ -255,7 +274,7 @@ def test_reconciliation_sample_catches_stale_and_extra_rows(mongo_server, tmp_pa
     from ingestion.config import collection_config
     from ingestion.destinations import DestinationConfig, resolve
     from ingestion.pipeline import RunConfig, run
-    from ingestion.reconcile import DIVERGED, MATCH, reconcile
+    from ingestion.reconcile import DIVERGED, MATCH, SourceCount, reconcile
 
     with MongoClient(mongo_server.uri) as client:
         seed_collection(client, 300, seed=3, database="recdb")
@@ -271,11 +290,49 @@ def test_reconciliation_sample_catches_stale_and_extra_rows(mongo_server, tmp_pa
                                 pipelines_dir=str(tmp_path / "p"))
         coll = client["recdb"]["customer_activity"]
         cc = collection_config("customer_activity")
-        stale = reconcile(coll, cc, "customer_activity", pipeline, 300, datetime.now(timezone.utc))
+        stale = reconcile(coll, cc, "customer_activity", pipeline, SourceCount(300), datetime.now(timezone.utc))
         assert stale.warehouse_count == 300 and stale.sample_mismatches == 100 and stale.status == DIVERGED
         with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # extra rows the source never had
             con.sql("update raw_atlas.customer_activity set updated_at = updated_at + interval 1 day")
             con.sql("update raw_atlas.customer_activity set _id = 'ghost-' || _id where _id in "
                     "(select _id from raw_atlas.customer_activity limit 150)")
-        extra = reconcile(coll, cc, "customer_activity", pipeline, 300, datetime.now(timezone.utc))
+        extra = reconcile(coll, cc, "customer_activity", pipeline, SourceCount(300), datetime.now(timezone.utc))
         assert extra.warehouse_count == 300 and 20 < extra.sample_mismatches < 80 and extra.status == DIVERGED
+
+
+def test_incremental_runs_count_the_source_once(mongo_server, tmp_path, monkeypatch):
+    """Full loads count the source before and after (the count's change is their window);
+    incremental runs count once, after loading (their cursor bounds what changed)."""
+    from datetime import timedelta
+
+    import ingestion.pipeline as pipeline_module
+    import ingestion.reconcile as reconcile_module
+    from ingestion.destinations import DestinationConfig
+    from ingestion.reconcile import MATCH
+
+    counts: list[int] = []
+    real_count = reconcile_module.source_count
+
+    def recording_count(coll, cc):
+        counts.append(real_count(coll, cc))
+        return counts[-1]
+
+    monkeypatch.setattr(pipeline_module, "source_count", recording_count)
+    monkeypatch.setattr(reconcile_module, "source_count", recording_count)
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 500, seed=4, database="incdb")
+        config = pipeline_module.RunConfig(
+            uri=mongo_server.uri, database="incdb", collections=["customer_activity"],
+            overrides={"mode": "full", "cursor_field": "updated_at"},
+            destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
+        first = pipeline_module.run(config).tables[0]
+        assert counts == [500, 500] and first.reconciliation.status == MATCH
+        coll = client["incdb"]["customer_activity"]
+        later = datetime.now(timezone.utc) + timedelta(seconds=1)
+        coll.update_many({"_id": {"$in": [d["_id"] for d in coll.find({}, {"_id": 1}).limit(7)]}}, {"$set": {"updated_at": later}})
+        coll.insert_one({"customer": {"state": "ZZ"}, "updated_at": later})
+        config.overrides["mode"] = "incremental"
+        second = pipeline_module.run(config).tables[0]
+    r = second.reconciliation
+    assert counts == [500, 500, 501] and second.documents_read >= 8
+    assert (r.source_count, r.warehouse_count, r.status) == (501, 501, MATCH)
