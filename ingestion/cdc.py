@@ -41,6 +41,7 @@ log = logging.getLogger("atlas_ingest")
 SNAPSHOT_ID = "_atlas_snapshot_id"
 HARD_DELETE = "_atlas_deleted"
 SOFT_DELETE = "_deleted_at"
+COUNT_OPERATIONS = ("insert", "delete")
 EVENTS_SUFFIX = "__change_events"
 # A resync that needs another resync in the same run means the oplog window is shorter than a snapshot.
 MAX_RESYNCS_PER_RUN = 2
@@ -76,7 +77,7 @@ class CdcOutcome:
     swept: int = 0
     resyncs: list[str] = field(default_factory=list)
     snapshot_taken: bool = False
-    events_since_count: int = 0  # row events after `CollectionSync.count_time`
+    events_since_count: int = 0  # inserts and deletes after `CollectionSync.count_time`
     stats: CollectionStats = field(default_factory=CollectionStats)
 
 
@@ -329,7 +330,8 @@ class CollectionSync:
                 return True
             if event.operation in ROW_OPERATIONS:
                 self.pending.append(event)
-                if self.count_time is not None and event.cluster_time > self.count_time:
+                # Only inserts and deletes move the count (CDC takes no filter, so an update cannot).
+                if self.count_time is not None and event.cluster_time > self.count_time and event.operation in COUNT_OPERATIONS:
                     self.outcome.events_since_count += 1
             if len(self.pending) >= self.config.checkpoint_docs:
                 self.flush()

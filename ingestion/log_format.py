@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime, timezone
 
 from ingestion.redact import redact_uri
@@ -12,10 +13,16 @@ from ingestion.redact import redact_uri
 LOG_FORMATS = ("text", "json")
 
 
+# dlt's module that runs load jobs and logs their retries and failures
+_DLT_LOAD_MODULE = os.path.join("dlt", "load", "load.py")
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact_uri(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:  # formatted here so that the traceback is redacted too
+            record.exc_text = redact_uri(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -27,47 +34,55 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
         entry.update(getattr(record, "fields", {}))
         return json.dumps(entry, default=str)
 
 
-class _OwnFormatHandler(logging.StreamHandler):
-    """dlt puts its own formatter on the first handler of its logger each time a pipeline starts;
-    this handler keeps the one it was given."""
+class OwnFormatHandler(logging.StreamHandler):
+    """Formats with the formatter it was made with: each time a pipeline starts, dlt replaces the
+    formatter of the first handler on its logger (by `setFormatter`, or by assignment for its own
+    JSON logs)."""
 
-    def setFormatter(self, fmt: logging.Formatter | None) -> None:
-        if self.formatter is None:
-            super().setFormatter(fmt)
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.own_formatter = formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.own_formatter.format(record)
 
 
-class DltJobErrors(logging.Filter):
-    """A failed load job's exception (with traceback) is raised again by the pipeline step and
-    reported as the run's one-line error: dlt's own record of it shows only at debug level."""
+class DltLoadJobRecords(logging.Filter):
+    """Drops dlt's records of load jobs (retries, failures, their tracebacks): a job that fails is
+    raised again by the pipeline step and reported as the run's one-line error with its cause."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None
+        return record.exc_info is None and not record.pathname.endswith(_DLT_LOAD_MODULE)
 
 
 def _handler(log_format: str) -> logging.Handler:
-    handler = _OwnFormatHandler()
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter("atlas-ingest: %(levelname)s %(message)s")
+    handler = OwnFormatHandler(formatter)
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter("atlas-ingest: %(levelname)s %(message)s"))
     return handler
 
 
 def configure(log_format: str, level: str) -> None:
     """Our logger to stderr, in `log_format`, at `level`. dlt's records go through the same
-    format and redaction: its errors always, the rest (which is verbose) only at debug level."""
+    format and redaction (their `logger` is "dlt" in JSON): its warnings and errors, and with
+    `debug` also its records of load jobs, tracebacks included."""
     logger = logging.getLogger("atlas_ingest")
     logger.handlers[:] = [_handler(log_format)]
     logger.propagate = False
     logger.setLevel(level.upper())
     dlt_handler = _handler(log_format)
+    # dlt sets its logger's level itself (`runtime.log_level`); the handler's level stays ours.
     if level.upper() == "DEBUG":
-        dlt_handler.setLevel(logging.INFO)
+        dlt_handler.setLevel(logging.DEBUG)
     else:
-        dlt_handler.setLevel(logging.ERROR)  # dlt sets its logger's level itself; the handler's stays
-        dlt_handler.addFilter(DltJobErrors())
+        dlt_handler.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+        dlt_handler.addFilter(DltLoadJobRecords())
     dlt_logger = logging.getLogger("dlt")
     dlt_logger.handlers[:] = [dlt_handler]
     dlt_logger.propagate = False

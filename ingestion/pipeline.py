@@ -17,7 +17,9 @@ from bson import Timestamp
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
-from pymongo import MongoClient
+from pymongo import MongoClient, ReadPreference
+from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
 from ingestion.batches import ColumnRegistry
@@ -92,12 +94,12 @@ class TableSummary:
     events: int = 0
     deletes: int = 0
     resyncs: list[str] = field(default_factory=list)
-    # cdc runs that only read the stream: change events after the count taken before the run
+    # cdc runs that only read the stream: inserts and deletes after the count taken before the run
     changed_since_count: int | None = None
     reconciliation: Reconciliation | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "reconciliation"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("reconciliation", "changed_since_count")}
         r = self.reconciliation
         out["reconciliation"] = None if r is None else {**r.__dict__, "status": r.status}
         return out
@@ -235,9 +237,8 @@ def destination_error(exc: PipelineStepFailed, config: RunConfig) -> Destination
         )
     if name == "local" and "Out of Memory Error" in detail:
         return DestinationError(
-            f"DuckDB ran out of memory loading {config.destination.warehouse} (memory_limit {DUCKDB_MEMORY_LIMIT}; documents of "
-            "several MB are held in memory together while they load): raise ATLAS_DUCKDB_MEMORY_LIMIT, e.g. to 2GB, and "
-            "rerun; nothing was loaded"
+            f"DuckDB ran out of memory loading {config.destination.warehouse} (memory_limit {DUCKDB_MEMORY_LIMIT}): raise "
+            f"ATLAS_DUCKDB_MEMORY_LIMIT, e.g. to 2GB, and rerun; this load was discarded ({detail[:200]})"
         )
     if "nosuchbucket" in detail.lower().replace(" ", ""):
         return DestinationError(f"bucket {config.destination.resolved_bucket_url()} does not exist: create it or fix --bucket-url")
@@ -306,11 +307,11 @@ def _run(
         # each run counts once where it can):
         # - full, and CDC runs that snapshot or follow: before and after; the count's change bounds
         #   what changed meanwhile;
-        # - CDC runs that only read the stream: before, at a noted cluster time; the change events
-        #   after it, which the run applies anyway, bound what changed;
+        # - CDC runs that only read the stream: before, on the primary, after noting the cluster
+        #   time; the inserts and deletes after it, which the run applies anyway, bound what changed;
         # - incremental: after; the cursor bounds what changed.
         cdc_count_time = cluster_time(client) if any(cc.mode == "cdc" for cc in collections) else None
-        counts_before = {cc.name: None if cc.mode == "incremental" else source_count(db[cc.name], cc) for cc in collections}
+        counts_before = {cc.name: None if cc.mode == "incremental" else source_count(_counted(db, cc), cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
         if target.is_sql:
@@ -346,7 +347,8 @@ def _run(
         by_name = {cc.name: cc for cc in collections}
         for t in tables:
             reconcile_started = time.monotonic()
-            cc, coll = by_name[t.collection], db[t.collection]
+            cc = by_name[t.collection]
+            coll = _counted(db, cc)
             if cc.mode == "incremental":
                 counted = SourceCount(source_count(coll, cc))
             elif t.changed_since_count is not None:
@@ -372,6 +374,14 @@ def _run(
         client.close()
     return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
                       tables, run_id)
+
+
+def _counted(db: Database, cc: CollectionConfig) -> Collection:
+    """The collection as the reconciliation reads it. A CDC window starts at a cluster time taken
+    from the primary, so CDC counts read the primary, never a secondary that lags behind it."""
+    if cc.mode == "cdc":
+        return db.get_collection(cc.name, read_preference=ReadPreference.PRIMARY)
+    return db[cc.name]
 
 
 def _record(config: RunConfig, target: ResolvedDestination, run_id: str, records: list[RunRecord]) -> None:
@@ -445,7 +455,7 @@ def _load_batch(
 
 def _sync_cdc(
     client: MongoClient, config: RunConfig, pipeline: dlt.Pipeline, target: ResolvedDestination,
-    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None], count_time: Timestamp,
+    collections: list[CollectionConfig], stored: Schema | None, counts: dict[str, int | None], count_time: Timestamp | None,
 ) -> list[TableSummary]:
     """CDC collections: each brought up to the cluster time at the start of the run, in
     checkpointed loads; with `follow`, then kept streaming until SIGTERM or SIGINT."""

@@ -2,11 +2,11 @@
 
 Counts are compared within a window: documents that changed while the run ran may legitimately
 differ. The caller says which changes bound its count (`SourceCount`): the count's own change
-over the run, or the change events after it; documents whose cursor value is newer than the
-run's start are added here. A sample of `_id`s
-with their cursor values, sampled in the warehouse and looked up in the source, is compared too,
-which catches a table with the right count but stale or extra rows. Documents quarantined and
-never loaded are counted as known differences.
+over the run, or the inserts and deletes after it; documents whose cursor value is newer than
+the run's start are added here. A sample of `_id`s with their cursor values, sampled in the
+warehouse and looked up in the source, is compared too, which catches a table with the right
+count but stale or extra rows. Documents quarantined and never loaded are counted as known
+differences.
 """
 
 from __future__ import annotations

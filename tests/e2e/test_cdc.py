@@ -376,22 +376,21 @@ def test_resync_repairs_a_warehouse_that_diverged(mongo_server, items, tmp_path)
 
 def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, monkeypatch):
     """A run that snapshots counts the source before and after; a run that only reads the stream
-    counts once, before it, and the change events after that count are its window."""
+    counts once, before it, and the inserts and deletes after that count are its window (updates
+    cannot change a count, so they do not widen it)."""
     import ingestion.pipeline as pipeline_module
     import ingestion.reconcile as reconcile_module
     from ingestion.destinations import DestinationConfig
-    from ingestion.reconcile import MATCH
+    from ingestion.reconcile import DIVERGED, MATCH
 
     counts: list[int] = []
-    writes_during_count: list[bool] = []
+    writes_during_count: list = []  # writes the scan no longer sees, as on a busy cluster
     real_count = reconcile_module.source_count
 
     def count_then_write(coll, cc):
         counts.append(real_count(coll, cc))
-        if writes_during_count:  # writes the scan no longer sees, as on a busy cluster
-            writes_during_count.clear()
-            coll.insert_many([{"_id": f"late{i}", "v": i} for i in range(3)])
-            coll.delete_one({"_id": 5})
+        while writes_during_count:
+            writes_during_count.pop(0)(coll)
         return counts[-1]
 
     monkeypatch.setattr(pipeline_module, "source_count", count_then_write)
@@ -402,9 +401,18 @@ def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, m
     first = pipeline_module.run(config).tables[0]
     assert counts == [200, 200] and first.reconciliation.status == MATCH
     items.update_one({"_id": 1}, {"$set": {"v": -1}})  # before the next count: not in its window
-    writes_during_count.append(True)
+    writes_during_count.append(lambda coll: coll.insert_many([{"_id": f"late{i}", "v": i} for i in range(3)]))
+    writes_during_count.append(lambda coll: coll.delete_one({"_id": 5}))
     second = pipeline_module.run(config).tables[0]
     r = second.reconciliation
     assert counts == [200, 200, 200] and second.events == 5
     assert (r.source_count, r.warehouse_count, r.changed_during_run, r.status) == (200, 202, 4, MATCH)
     assert_equal_to_source(items, tmp_path / "w.duckdb")
+
+    # A row lost in the warehouse is not hidden by updates made meanwhile.
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.sql(f"delete from raw_atlas.{table_name(items.name)} where _id = '{id_to_text(7)}'")
+    writes_during_count.append(lambda coll: [coll.update_one({"_id": i}, {"$set": {"v": -i}}) for i in range(10, 20)])
+    third = pipeline_module.run(config).tables[0]
+    r = third.reconciliation
+    assert third.events == 10 and (r.source_count, r.warehouse_count, r.changed_during_run, r.status) == (202, 201, 0, DIVERGED)
