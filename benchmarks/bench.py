@@ -232,10 +232,10 @@ one interval; `--follow --flush-interval N` keeps a stream open instead).
   590 MB at 1,000,000 with 128MB. So the cap is 256MB (`ATLAS_DUCKDB_MEMORY_LIMIT`), with
   `preserve_insertion_order=false` (row order means nothing in a raw table; it saved 200 MB at
   1,000,000 with the 1GB cap). The price: documents of several MB stay in memory together while
-  DuckDB loads them (ten 30 MB rows do not load under 256MB; forty do not under 1GB), and a run
-  that runs out says so and names the setting. The awkward corpus (one 15 MB document) loads with
-  128MB, not with 64MB. Each result file records the cap it ran with, and the RSS ratio is only
-  computed between runs with the same cap.
+  DuckDB loads them (ten 30 MB rows do not load under 256MB; forty do not under 1GB; three 15 MB
+  documents needed 240 MiB), so a load that runs out is loaded again with twice the cap, up to
+  `ATLAS_DUCKDB_MAX_MEMORY_LIMIT` (default half of the machine's memory). Each result file records
+  the cap it started with, and the RSS ratio is only computed between runs with the same cap.
 - Every run ends with the reconciliation (100 warehouse rows looked up in the source, and source
   counts) and its `_atlas_runs` row. On this server counting a collection scans it, about 0.75 s
   per 100,000 documents, and holds the server's lock meanwhile (counting in a background thread

@@ -33,7 +33,7 @@ from ingestion.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
 from ingestion.change_stream import ROW_OPERATIONS, ChangeEvent, CollectionStream, HistoryLost, StreamEnded, cluster_time, read_snapshot
 from ingestion.config import CollectionConfig
 from ingestion.errors import SourceError
-from ingestion.destinations import ResolvedDestination
+from ingestion.destinations import ResolvedDestination, load_within_memory
 from ingestion.source import CollectionStats, decode_cursor, emit_batch, encode_cursor, quarantine_resource
 
 log = logging.getLogger("atlas_ingest")
@@ -186,7 +186,8 @@ class CollectionSync:
         ]
         if events and target.land_events:
             resources.append(self._events_resource(events))
-        target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format)
+        load_within_memory(target.pipeline, target.destination,
+                           lambda: target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format))
         total = self.outcome.stats
         total.documents_read += stats.documents_read
         total.rows_written += stats.rows_written

@@ -9,13 +9,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import dlt
 from dlt.common.configuration.specs import AwsCredentials
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.errors import ConfigError
 from ingestion.source import ItemFormat
@@ -24,10 +27,19 @@ DESTINATIONS = ("local", "s3", "redshift")
 FILE_FORMATS = ("jsonl", "parquet")
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 # DuckDB caches the table it writes up to this cap (its default is 80% of RAM), so without a small
-# cap the memory of a full load grows with the collection. With insertion order off, 128MB still
-# loads and replaces the 15 MB documents of the awkward corpus (64MB does not), so 256MB leaves
-# twice that room; DuckDB spills larger operations to disk.
+# cap the memory of a full load grows with the collection (docs/benchmarks.md). Large documents
+# need more, and how much varies from run to run (the awkward corpus, with one 15 MB document,
+# loaded under 128MB and failed once under 256MB): see DUCKDB_MAX_MEMORY_LIMIT.
 DUCKDB_MEMORY_LIMIT = os.environ.get("ATLAS_DUCKDB_MEMORY_LIMIT", "256MB")
+# How much memory DuckDB needs also depends on the documents: it holds values of several MB in
+# memory together while it loads them. A load that runs out is loaded again with twice the cap,
+# up to this (default: half of the machine's memory).
+DUCKDB_MAX_MEMORY_LIMIT = os.environ.get("ATLAS_DUCKDB_MAX_MEMORY_LIMIT") or (
+    f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2 // 2**20}MiB")
+_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+_MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+log = logging.getLogger("atlas_ingest")
 S3_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/{load_id}.{file_id}.{ext}"
 # Redshift refuses JSON objects over 4 MB in COPY; larger rows are quarantined instead.
 REDSHIFT_MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -67,6 +79,7 @@ class ResolvedDestination:
     loader_file_format: str
     max_row_bytes: int | None
     is_sql: bool = True
+    duckdb_credentials: Any = None  # local: whose memory cap a load that runs out may raise
 
 
 def aws_credentials() -> AwsCredentials:
@@ -124,7 +137,8 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         # Row order in a raw table means nothing; without it DuckDB inserts with far less memory
         # (1,000,000 documents: peak RSS 790 MB instead of 996 MB, docs/benchmarks.md).
         credentials.global_config = {"memory_limit": DUCKDB_MEMORY_LIMIT, "preserve_insertion_order": False}
-        return ResolvedDestination(dlt.destinations.duckdb(credentials), None, config.dataset, "arrow", "parquet", None)
+        return ResolvedDestination(dlt.destinations.duckdb(credentials), None, config.dataset, "arrow", "parquet", None,
+                                   duckdb_credentials=credentials)
     bucket = config.resolved_bucket_url()
     if config.name == "s3":
         url = f"{bucket}/{config.prefix}" if config.prefix else bucket
@@ -139,3 +153,36 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         staging_iam_role=os.environ.get("REDSHIFT_IAM_ROLE") or None,
     )
     return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_MAX_JSON_BYTES)
+
+
+def memory_bytes(text: str) -> int | None:
+    """Bytes in a DuckDB memory size such as "256MB" or "2GiB"; None if it is not one."""
+    match = _MEMORY_SIZE.match(text)
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]) if match else None
+
+
+def load_within_memory(pipeline: dlt.Pipeline, target: ResolvedDestination, run: Callable[[], Any]) -> None:
+    """`run()` (a pipeline run). On the local destination, a load step that runs out of memory is
+    loaded again, its package as it is, with twice DuckDB's cap, up to DUCKDB_MAX_MEMORY_LIMIT.
+    The cap stays raised for the rest of the run."""
+    try:
+        run()
+        return
+    except PipelineStepFailed as exc:
+        failure = exc
+    credentials = target.duckdb_credentials
+    ceiling = memory_bytes(DUCKDB_MAX_MEMORY_LIMIT)
+    while credentials is not None and failure.step == "load" and "Out of Memory Error" in str(failure.exception):
+        current = memory_bytes(credentials.global_config["memory_limit"])
+        raised = f"{min(current * 2, ceiling) // 2**20}MiB" if current and ceiling else ""
+        if current is None or (memory_bytes(raised) or 0) <= current:
+            break  # at the ceiling
+        log.warning("DuckDB ran out of memory with memory_limit %s: loading again with %s",
+                    credentials.global_config["memory_limit"], raised)
+        credentials.global_config["memory_limit"] = raised
+        try:
+            pipeline.load()
+            return
+        except PipelineStepFailed as exc:
+            failure = exc
+    raise failure

@@ -26,7 +26,7 @@ from ingestion.batches import ColumnRegistry
 from ingestion.cdc import CollectionSync, Target, stop_on_signals
 from ingestion.change_stream import cluster_time
 from ingestion.config import CollectionConfig, collection_config
-from ingestion.destinations import DUCKDB_MEMORY_LIMIT, DestinationConfig, ResolvedDestination, resolve
+from ingestion.destinations import DUCKDB_MAX_MEMORY_LIMIT, DestinationConfig, ResolvedDestination, load_within_memory, resolve
 from ingestion.errors import ConfigError, DestinationError, IngestError, SourceError
 from ingestion.reconcile import DIVERGED, Reconciliation, SourceCount, counted_after, reconcile, source_count
 from ingestion.redact import redact_uri
@@ -237,8 +237,9 @@ def destination_error(exc: PipelineStepFailed, config: RunConfig) -> Destination
         )
     if name == "local" and "Out of Memory Error" in detail:
         return DestinationError(
-            f"DuckDB ran out of memory loading {config.destination.warehouse} (memory_limit {DUCKDB_MEMORY_LIMIT}): raise "
-            f"ATLAS_DUCKDB_MEMORY_LIMIT, e.g. to 2GB, and rerun; this load was discarded ({detail[:200]})"
+            f"DuckDB ran out of memory loading {config.destination.warehouse}, with its memory_limit raised up to "
+            f"{DUCKDB_MAX_MEMORY_LIMIT}: raise ATLAS_DUCKDB_MAX_MEMORY_LIMIT (or start higher with ATLAS_DUCKDB_MEMORY_LIMIT) "
+            f"and rerun; this load was discarded ({detail[:200]})"
         )
     if "nosuchbucket" in detail.lower().replace(" ", ""):
         return DestinationError(f"bucket {config.destination.resolved_bucket_url()} does not exist: create it or fix --bucket-url")
@@ -431,7 +432,7 @@ def _load_batch(
     # fifo: each collection is extracted whole, in order, and the quarantine last.
     dlt.config["extract.next_item_mode"] = "fifo"
     try:
-        pipeline.run(resources, loader_file_format=target.loader_file_format)
+        load_within_memory(pipeline, target, lambda: pipeline.run(resources, loader_file_format=target.loader_file_format))
     except PipelineStepFailed as exc:
         raise destination_error(exc, config) from None
     trace = pipeline.last_trace

@@ -177,9 +177,10 @@ def test_unreachable_warehouse_advances_no_state(mongo_server, s3_server, tmp_pa
     assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
 
 
-def test_duckdb_out_of_memory_names_the_setting_and_advances_no_state(mongo_server, tmp_path):
-    """Large documents are held in memory together while DuckDB loads them: under too small a cap
-    the run exits 4 naming ATLAS_DUCKDB_MEMORY_LIMIT, and a rerun with a larger cap loads them all."""
+def test_duckdb_memory_cap_is_raised_for_large_documents_up_to_its_ceiling(mongo_server, tmp_path):
+    """DuckDB holds large documents in memory together while it loads them: a load that runs out
+    is loaded again with twice the cap. Past ATLAS_DUCKDB_MAX_MEMORY_LIMIT the run exits 4 naming
+    the setting and advances no state."""
     with MongoClient(mongo_server.uri) as client:
         coll = client["bigdocs"]["items"]
         coll.drop()
@@ -187,13 +188,20 @@ def test_duckdb_out_of_memory_names_the_setting_and_advances_no_state(mongo_serv
         coll.create_index("updated_at")
     args = ["run", "--uri", mongo_server.uri, "--database", "bigdocs", "--collections", "items", "--mode", "incremental",
             "--cursor-field", "updated_at", "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
-    small = run_cli(*args, env={"ATLAS_DUCKDB_MEMORY_LIMIT": "32MB"})
-    assert_one_line_error(small, 4, "DuckDB ran out of memory", "memory_limit 32MB", "ATLAS_DUCKDB_MEMORY_LIMIT")
+    capped = run_cli(*args, env={"ATLAS_DUCKDB_MEMORY_LIMIT": "16MB", "ATLAS_DUCKDB_MAX_MEMORY_LIMIT": "32MB"})
+    *retries, error = capped.stderr.strip().splitlines()
+    assert retries == ["atlas-ingest: WARNING DuckDB ran out of memory with memory_limit 16MB: loading again with 30MiB"]
+    assert_one_line_error(subprocess.CompletedProcess(capped.args, capped.returncode, "", error), 4,
+                          "DuckDB ran out of memory", "up to 32MB", "ATLAS_DUCKDB_MAX_MEMORY_LIMIT")
     state = pipeline_state(tmp_path / "p", "atlas_bigdocs_local")
     assert state is None or ("last_cursor" not in json.dumps(state[0]) and not state[1]), state
-    ok = run_cli(*args, "--json")
-    assert ok.returncode == 0, ok.stderr[-3000:]
-    assert json.loads(ok.stdout)["tables"][0]["rows_loaded"] == 3
+    raised = run_cli(*args, "--json", env={"ATLAS_DUCKDB_MEMORY_LIMIT": "16MB"})
+    assert raised.returncode == 0, raised.stderr[-3000:]
+    assert "DuckDB ran out of memory with memory_limit 16MB: loading again with 30MiB" in raised.stderr
+    assert "Traceback" not in raised.stderr
+    assert json.loads(raised.stdout)["tables"][0]["rows_loaded"] == 3
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*), sum(length(big)) from raw_atlas.items").fetchone() == (3, 3 * 15 * 1024 * 1024)
 
 
 def test_s3_access_denied(mongo_server, tmp_path):
