@@ -171,15 +171,15 @@ def load_within_memory(pipeline: dlt.Pipeline, target: ResolvedDestination, run:
     except PipelineStepFailed as exc:
         failure = exc
     credentials = target.duckdb_credentials
-    ceiling = memory_bytes(DUCKDB_MAX_MEMORY_LIMIT)
+    ceiling = memory_bytes(DUCKDB_MAX_MEMORY_LIMIT) or 0
     while credentials is not None and failure.step == "load" and "Out of Memory Error" in str(failure.exception):
-        current = memory_bytes(credentials.global_config["memory_limit"])
-        raised = f"{min(current * 2, ceiling) // 2**20}MiB" if current and ceiling else ""
-        if current is None or (memory_bytes(raised) or 0) <= current:
+        current = memory_bytes(credentials.global_config["memory_limit"]) or ceiling
+        raised = min(current * 2, ceiling) // 2**20  # whole MiB
+        if raised * 2**20 <= current:
             break  # at the ceiling
-        log.warning("DuckDB ran out of memory with memory_limit %s: loading again with %s",
+        log.warning("DuckDB ran out of memory with memory_limit %s: loading again with %dMiB",
                     credentials.global_config["memory_limit"], raised)
-        credentials.global_config["memory_limit"] = raised
+        credentials.global_config["memory_limit"] = f"{raised}MiB"
         try:
             pipeline.load()
             return

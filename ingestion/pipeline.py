@@ -17,9 +17,7 @@ from bson import Timestamp
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
-from pymongo import MongoClient, ReadPreference
-from pymongo.collection import Collection
-from pymongo.database import Database
+from pymongo import MongoClient
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
 from ingestion.batches import ColumnRegistry
@@ -308,11 +306,11 @@ def _run(
         # each run counts once where it can):
         # - full, and CDC runs that snapshot or follow: before and after; the count's change bounds
         #   what changed meanwhile;
-        # - CDC runs that only read the stream: before, on the primary, after noting the cluster
-        #   time; the inserts and deletes after it, which the run applies anyway, bound what changed;
+        # - CDC runs that only read the stream: before, after noting the cluster time (both on the
+        #   primary); the inserts and deletes after it, which the run applies anyway, bound what changed;
         # - incremental: after; the cursor bounds what changed.
         cdc_count_time = cluster_time(client) if any(cc.mode == "cdc" for cc in collections) else None
-        counts_before = {cc.name: None if cc.mode == "incremental" else source_count(_counted(db, cc), cc) for cc in collections}
+        counts_before = {cc.name: None if cc.mode == "incremental" else source_count(db[cc.name], cc) for cc in collections}
 
         dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
         if target.is_sql:
@@ -348,8 +346,7 @@ def _run(
         by_name = {cc.name: cc for cc in collections}
         for t in tables:
             reconcile_started = time.monotonic()
-            cc = by_name[t.collection]
-            coll = _counted(db, cc)
+            cc, coll = by_name[t.collection], db[t.collection]
             if cc.mode == "incremental":
                 counted = SourceCount(source_count(coll, cc))
             elif t.changed_since_count is not None:
@@ -375,14 +372,6 @@ def _run(
         client.close()
     return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
                       tables, run_id)
-
-
-def _counted(db: Database, cc: CollectionConfig) -> Collection:
-    """The collection as the reconciliation reads it. A CDC window starts at a cluster time taken
-    from the primary, so CDC counts read the primary, never a secondary that lags behind it."""
-    if cc.mode == "cdc":
-        return db.get_collection(cc.name, read_preference=ReadPreference.PRIMARY)
-    return db[cc.name]
 
 
 def _record(config: RunConfig, target: ResolvedDestination, run_id: str, records: list[RunRecord]) -> None:

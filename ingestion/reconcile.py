@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dlt
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from bson import ObjectId, json_util
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from pymongo import ReadPreference
 from pymongo.collection import Collection
 
 from ingestion.bson_types import id_to_text
@@ -74,7 +75,11 @@ def counted_after(collection: Collection, config: CollectionConfig, count_before
 
 
 def source_count(collection: Collection, config: CollectionConfig) -> int:
-    """Documents the table should hold: the filter's count, or the collection's metadata count."""
+    """Documents the table should hold: the filter's count, or the collection's metadata count.
+    A CDC window starts at a cluster time taken from the primary, so CDC counts read the primary,
+    never a secondary that lags behind it."""
+    if config.mode == "cdc":
+        collection = collection.with_options(read_preference=ReadPreference.PRIMARY)
     if config.filter:
         return collection.count_documents(config.filter)
     return collection.estimated_document_count()

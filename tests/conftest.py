@@ -105,3 +105,24 @@ def s3_client(env: dict[str, str]):
         "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def spy_on_source_counts(monkeypatch: pytest.MonkeyPatch, writes_during_count: list | None = None) -> list[int]:
+    """The reconciliation's source counts, recorded in order as runs make them. Each callable in
+    `writes_during_count` is taken and called with the collection right after the next count:
+    writes the count's scan no longer sees, as on a busy cluster."""
+    import ingestion.pipeline
+    import ingestion.reconcile
+
+    counts: list[int] = []
+    real_count = ingestion.reconcile.source_count
+
+    def counting(collection, config):
+        counts.append(real_count(collection, config))
+        while writes_during_count:
+            writes_during_count.pop(0)(collection)
+        return counts[-1]
+
+    monkeypatch.setattr(ingestion.pipeline, "source_count", counting)
+    monkeypatch.setattr(ingestion.reconcile, "source_count", counting)
+    return counts

@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from ingestion.bson_types import id_to_text
 from ingestion.local_server import LocalServer
 from ingestion.pipeline import table_name
-from tests.conftest import BIN, REPO, free_port, run_cli, s3_client
+from tests.conftest import BIN, REPO, free_port, run_cli, s3_client, spy_on_source_counts
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -379,22 +379,11 @@ def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, m
     counts once, before it, and the inserts and deletes after that count are its window (updates
     cannot change a count, so they do not widen it)."""
     import ingestion.pipeline as pipeline_module
-    import ingestion.reconcile as reconcile_module
     from ingestion.destinations import DestinationConfig
     from ingestion.reconcile import DIVERGED, MATCH
 
-    counts: list[int] = []
-    writes_during_count: list = []  # writes the scan no longer sees, as on a busy cluster
-    real_count = reconcile_module.source_count
-
-    def count_then_write(coll, cc):
-        counts.append(real_count(coll, cc))
-        while writes_during_count:
-            writes_during_count.pop(0)(coll)
-        return counts[-1]
-
-    monkeypatch.setattr(pipeline_module, "source_count", count_then_write)
-    monkeypatch.setattr(reconcile_module, "source_count", count_then_write)
+    writes_during_count: list = []
+    counts = spy_on_source_counts(monkeypatch, writes_during_count)
     config = pipeline_module.RunConfig(
         uri=mongo_server.uri, database="cdc", collections=[items.name], overrides={"mode": "cdc"},
         destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")

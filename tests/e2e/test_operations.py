@@ -14,7 +14,7 @@ import pytest
 from pymongo import MongoClient
 
 from ingestion.seed import seed_collection
-from tests.conftest import BIN, REPO, dbt_env, free_port, run_cli, run_dbt
+from tests.conftest import BIN, REPO, dbt_env, free_port, run_cli, run_dbt, spy_on_source_counts
 
 
 def test_demo_records_the_run_and_dbt_fails_on_a_divergence(tmp_path):
@@ -314,19 +314,10 @@ def test_incremental_runs_count_the_source_once(mongo_server, tmp_path, monkeypa
     from datetime import timedelta
 
     import ingestion.pipeline as pipeline_module
-    import ingestion.reconcile as reconcile_module
     from ingestion.destinations import DestinationConfig
     from ingestion.reconcile import MATCH
 
-    counts: list[int] = []
-    real_count = reconcile_module.source_count
-
-    def recording_count(coll, cc):
-        counts.append(real_count(coll, cc))
-        return counts[-1]
-
-    monkeypatch.setattr(pipeline_module, "source_count", recording_count)
-    monkeypatch.setattr(reconcile_module, "source_count", recording_count)
+    counts = spy_on_source_counts(monkeypatch)
     with MongoClient(mongo_server.uri) as client:
         seed_collection(client, 500, seed=4, database="incdb")
         config = pipeline_module.RunConfig(
