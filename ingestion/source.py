@@ -40,13 +40,18 @@ class CollectionStats:
     expected: int | None = None  # documents the run expects to read, when known (for progress)
 
 
+# Decoded as documents are read (tz-aware UTC): a naive stored date would not compare with the
+# documents' dates, and the cursor would never move past its first value.
+_CURSOR_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
+
+
 def encode_cursor(value: Any) -> str:
     """Cursor values are kept in dlt state as canonical extended JSON: exact for every BSON type."""
-    return json_util.dumps({"v": value}, json_options=json_util.CANONICAL_JSON_OPTIONS)
+    return json_util.dumps({"v": value}, json_options=_CURSOR_JSON_OPTIONS)
 
 
 def decode_cursor(text: str) -> Any:
-    return json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS)["v"]
+    return json_util.loads(text, json_options=_CURSOR_JSON_OPTIONS)["v"]
 
 
 def incremental_filters(user_filter: dict[str, Any], cursor_field: str, last_value: Any) -> list[dict[str, Any]]:

@@ -135,3 +135,29 @@ def test_lookback_rereads_late_writes_with_older_cursor_values(mongo_server, eve
     with_lookback, _ = ingest(mongo_server.uri, tmp_path, "--lookback-seconds", "60")
     # d98 (exactly 60 s before), late, and d99 at the boundary
     assert warehouse_rows(tmp_path)["late"] == 1 and with_lookback["documents_read"] == 3
+
+
+def stored_cursor(work):
+    """The cursor the pipeline state holds for the events resource, decoded."""
+    from ingestion.source import decode_cursor
+
+    state_file = work / "p" / "atlas_incr_local" / "state.json"
+    state = json.loads(state_file.read_text())
+    return decode_cursor(state["sources"]["atlas_incr_local"]["resources"]["events"]["last_cursor"])
+
+
+def test_a_date_cursor_advances_on_every_run(mongo_server, events, tmp_path):
+    ingest(mongo_server.uri, tmp_path)
+    previous = stored_cursor(tmp_path)
+    assert previous == T0 + timedelta(minutes=99)
+    for run in range(1, 4):
+        # 10 updates per run, each stamped later than everything before it
+        for i in range(10):
+            events.update_one({"_id": f"d{run * 10 + i}"}, {"$set": {"v": -run, "updated_at": T0 + timedelta(days=run, minutes=i)}})
+        summary, _ = ingest(mongo_server.uri, tmp_path)
+        # the 10 changed documents and the one at the previous maximum: never everything since run 1
+        assert summary["documents_read"] == 11, (run, summary["documents_read"])
+        current = stored_cursor(tmp_path)
+        assert current == T0 + timedelta(days=run, minutes=9) and current > previous
+        previous = current
+    assert warehouse_rows(tmp_path) == {d["_id"]: d["v"] for d in events.find()}
