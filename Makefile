@@ -28,7 +28,7 @@ $(BIN)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 	  || python3 -m pip install --quiet uv 2>/dev/null \
 	  || python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 $(DBT_PROFILES_DIR)/profiles.yml: profiles.yml.example
@@ -44,7 +44,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: install
-	$(BIN)/python -m ingestion.demo
+	$(BIN)/python -m ingestion.local.demo
 
 test: install browser
 	$(BIN)/pytest
@@ -59,8 +59,8 @@ lint: install
 
 # dbt build and run-operations against an offline Redshift driver; SQL lands in target/redshift_sql/.
 compile-redshift: install
-	$(BIN)/python -m ingestion.redshift_sql
-	$(BIN)/python -m ingestion.redshift_sql_check target/redshift_sql
+	$(BIN)/python -m redshift_contract.compile
+	$(BIN)/python -m redshift_contract.check target/redshift_sql
 
 # Exits 0 without running anything when the live variables are missing (it says which).
 test-redshift: install

@@ -40,10 +40,10 @@ def _peak_rss_mb() -> float:
 
 def _child(kind: str, uri: str, work: Path) -> None:
     """Runs in its own process: one load, then prints elapsed seconds and peak RSS as JSON."""
-    from ingestion.destinations import DestinationConfig
-    from ingestion.pipeline import RunConfig, run
+    from ingestion.config import DestinationConfig, RunConfig
 
     # The full load records the cursor too, so the incremental run reads only what changed after it.
+    from ingestion.ops.run import run
     if kind == "cdc":
         overrides: dict = {"mode": "cdc"}
         warehouse, pipelines = work / "cdc.duckdb", work / "cdc_pipelines"
@@ -254,9 +254,9 @@ one interval; `--follow --flush-interval N` keeps a stream open instead).
 def main() -> int:
     from pymongo import MongoClient
 
-    from ingestion.destinations import DUCKDB_MEMORY_LIMIT
-    from ingestion.local_server import LocalServer
-    from ingestion.seed import seed_collection
+    from ingestion.load.memory import DUCKDB_MEMORY_LIMIT
+    from ingestion.local.seed import seed_collection
+    from ingestion.local.server import LocalServer
     from tests.conftest import free_port
 
     docs = int(os.environ.get("BENCH_DOCS", "100000"))

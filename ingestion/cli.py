@@ -94,8 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ingestion.destinations import DestinationConfig
-    from ingestion.pipeline import RunConfig, run
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
 
     if not args.uri:
         raise ConfigError("no MongoDB URI: pass --uri or set ATLAS_URI")
@@ -149,7 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_churn(args: argparse.Namespace) -> int:
-    from ingestion.churn import ChurnConfig, drop, redshift_state, train
+    from ingestion.ml.churn import ChurnConfig, drop, redshift_state, train
 
     config = ChurnConfig(
         model_name=args.model_name, feature_set=args.feature_set, cutoff=args.cutoff, target=args.target,
@@ -184,7 +184,7 @@ def _cmd_churn(args: argparse.Namespace) -> int:
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
-    from ingestion.local_server import LocalServer
+    from ingestion.local.server import LocalServer
 
     server = LocalServer(home=args.home, port=args.port)
     if args.action == "start":
@@ -201,7 +201,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
     elif args.action == "seed":
         from pymongo import MongoClient
 
-        from ingestion.seed import seed_collection
+        from ingestion.local.seed import seed_collection
 
         if args.docs < 0:
             raise ConfigError("--docs must be zero or more")
@@ -214,7 +214,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    from ingestion.log_format import LOG_FORMATS, configure
+    from ingestion.logs import LOG_FORMATS, configure
 
     log_format = getattr(args, "log_format", "text")
     if log_format not in LOG_FORMATS:

@@ -1,15 +1,19 @@
-"""Per-collection extraction settings: `.dlt/config.toml` first, CLI flags over it."""
+"""What a run is asked to do: the run, its destination, and each collection's extraction settings
+(`.dlt/config.toml` first, CLI flags over it). Plain data, validated here; nothing connects."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import dlt
 
 from ingestion.errors import ConfigError
+from ingestion.naming import pipeline_name, validate_name
 
 Mode = Literal["full", "incremental", "cdc"]
 MODES: tuple[str, ...] = ("full", "incremental", "cdc")
@@ -138,3 +142,70 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
         checkpoint_docs=int(merged.get("checkpoint_docs", config.checkpoint_docs)),
     )
     return config.validate()
+
+
+DESTINATIONS = ("local", "s3", "redshift")
+FILE_FORMATS = ("jsonl", "parquet")
+DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+
+
+@dataclass(frozen=True)
+class DestinationConfig:
+    name: str = "local"
+    warehouse: Path = DEFAULT_WAREHOUSE
+    dataset: str = "raw_atlas"
+    bucket_url: str | None = None
+    prefix: str = "atlas"
+    file_format: Literal["jsonl", "parquet"] = "jsonl"
+
+    def validate(self) -> "DestinationConfig":
+        if self.name not in DESTINATIONS:
+            raise ConfigError(f"unknown destination '{self.name}': choose one of {', '.join(DESTINATIONS)}")
+        if self.file_format not in FILE_FORMATS:
+            raise ConfigError(f"unknown file format '{self.file_format}': choose one of {', '.join(FILE_FORMATS)}")
+        if self.name in ("s3", "redshift") and not self.resolved_bucket_url():
+            flag = "--bucket-url" if self.name == "s3" else "--bucket-url (the S3 staging location)"
+            raise ConfigError(f"destination '{self.name}' needs {flag} or ATLAS_BUCKET_URL")
+        if self.name == "redshift" and not self.resolved_bucket_url().startswith("s3://"):
+            raise ConfigError("Redshift COPY loads only from S3: --bucket-url must start with s3://")
+        return self
+
+    def resolved_bucket_url(self) -> str:
+        return (self.bucket_url or os.environ.get("ATLAS_BUCKET_URL") or "").rstrip("/")
+
+
+@dataclass
+class RunConfig:
+    uri: str
+    database: str
+    collections: list[str]
+    destination: DestinationConfig = field(default_factory=DestinationConfig)
+    pipelines_dir: Path | None = None
+    batch_docs: int = 10_000
+    server_timeout_ms: int = 5_000
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # cdc collections: keep streaming after catching up, loading every `flush_interval_s`
+    follow: bool = False
+    flush_interval_s: float = 5.0
+    resync: bool = False  # cdc: take a new snapshot now, whatever the stored state
+
+    def validate(self) -> list[CollectionConfig]:
+        self.destination.validate()
+        if not self.collections:
+            raise ConfigError("no collections given: pass --collections a,b")
+        for name in [self.database, self.destination.dataset, *self.collections]:
+            validate_name(name)
+        if self.batch_docs < 1:
+            raise ConfigError("--batch-docs must be at least 1")
+        if self.flush_interval_s <= 0:
+            raise ConfigError("--flush-interval must be more than 0 seconds")
+        collections = [collection_config(name, self.overrides) for name in self.collections]
+        if self.follow and not any(c.mode == "cdc" for c in collections):
+            raise ConfigError("--follow streams changes: it needs --mode cdc")
+        if self.resync and not any(c.mode == "cdc" for c in collections):
+            raise ConfigError("--resync takes a new CDC snapshot: it needs --mode cdc (a full load already re-reads everything)")
+        return collections
+
+    @property
+    def pipeline_name(self) -> str:
+        return pipeline_name(self.database, self.destination.name)

@@ -2,7 +2,7 @@
 
     dagster dev -m orchestration.definitions          # UI + scheduler, from the repository root
 
-Asset graph:  raw_atlas/<table> (one asset per collection, `ingestion.pipeline.run`)
+Asset graph:  raw_atlas/<table> (one asset per collection, `ingestion.ops.run.run`)
               -> dbt source atlas.<table> -> stg_atlas__* -> int_* -> marts -> ml   (dagster-dbt)
 
 Settings come from the environment, the same variables as the CLI, the dbt profile and the
@@ -24,7 +24,7 @@ GitHub workflow (docs/scheduling.md):
 Why not dagster-dlt: `@dlt_assets` wraps a plain `dlt.pipeline(...).run(source)`. Our ingestion does
 more around that run (it finishes or discards a load an interrupted run left behind, replaces
 tables atomically through a staging dataset, quarantines unloadable documents and reconciles
-documents read against rows loaded), so the asset calls our `ingestion.pipeline.run()`, the same
+documents read against rows loaded), so the asset calls our `ingestion.ops.run.run()`, the same
 function `atlas-ingest run` calls.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from ingestion.run_history import RUNS_TABLE
+from ingestion.ops.run_history import RUNS_TABLE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def raw_table_key(table: str) -> dg.AssetKey:
 
 
 def _table_name(collection: str) -> str:
-    from ingestion.pipeline import table_name
+    from ingestion.naming import table_name
 
     return table_name(collection)
 
@@ -110,7 +110,7 @@ class Settings:
 
 
 class AtlasIngestion(dg.ConfigurableResource):
-    """`ingestion.pipeline.run()` with the settings of one deployment."""
+    """`ingestion.ops.run.run()` with the settings of one deployment."""
 
     uri: str
     database: str
@@ -121,9 +121,9 @@ class AtlasIngestion(dg.ConfigurableResource):
     pipelines_dir: str | None = None
 
     def run(self, collections: Sequence[str]) -> Any:
-        from ingestion.destinations import DestinationConfig
+        from ingestion.config import DestinationConfig, RunConfig
         from ingestion.errors import IngestError
-        from ingestion.pipeline import RunConfig, run
+        from ingestion.ops.run import run
         from ingestion.redact import redact_uri
 
         config = RunConfig(

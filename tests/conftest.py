@@ -14,7 +14,7 @@ from pymongo import MongoClient
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
-from ingestion.local_server import LocalServer  # noqa: E402
+from ingestion.local.server import LocalServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -111,11 +111,10 @@ def spy_on_source_counts(monkeypatch: pytest.MonkeyPatch, writes_during_count: l
     """The reconciliation's source counts, recorded in order as runs make them. Each callable in
     `writes_during_count` is taken and called with the collection right after the next count:
     writes the count's scan no longer sees, as on a busy cluster."""
-    import ingestion.pipeline
-    import ingestion.reconcile
+    import ingestion.ops.reconcile
 
     counts: list[int] = []
-    real_count = ingestion.reconcile.source_count
+    real_count = ingestion.ops.reconcile.source_count
 
     def counting(collection, config):
         counts.append(real_count(collection, config))
@@ -123,6 +122,5 @@ def spy_on_source_counts(monkeypatch: pytest.MonkeyPatch, writes_during_count: l
             writes_during_count.pop(0)(collection)
         return counts[-1]
 
-    monkeypatch.setattr(ingestion.pipeline, "source_count", counting)
-    monkeypatch.setattr(ingestion.reconcile, "source_count", counting)
+    monkeypatch.setattr(ingestion.ops.reconcile, "source_count", counting)
     return counts

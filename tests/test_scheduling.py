@@ -21,9 +21,8 @@ from croniter import croniter
 from pymongo import MongoClient
 
 from ingestion.cli import _parser
-from ingestion.destinations import DestinationConfig
-from ingestion.pipeline import RunConfig
-from ingestion.seed import seed_collection
+from ingestion.config import DestinationConfig, RunConfig
+from ingestion.local.seed import seed_collection
 from orchestration import definitions as orch
 from tests.conftest import BIN, REPO
 

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from bson import Decimal128, ObjectId
 
-from ingestion.batches import ColumnRegistry, convert_documents
+from ingestion.source.batches import ColumnRegistry, convert_documents
 from tests.conftest import run_cli
 
 

@@ -17,9 +17,9 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from ingestion.bson_types import id_to_text
-from ingestion.local_server import LocalServer
-from ingestion.pipeline import table_name
+from ingestion.local.server import LocalServer
+from ingestion.mongo.bson_types import id_to_text
+from ingestion.naming import table_name
 from tests.conftest import BIN, REPO, free_port, run_cli, s3_client, spy_on_source_counts
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -128,9 +128,9 @@ def test_soft_deletes_keep_the_row_with_deleted_at(mongo_server, items, tmp_path
 
 
 def test_interrupted_snapshot_resumes_after_its_checkpoint(mongo_server, items, tmp_path, monkeypatch):
-    from ingestion import cdc as cdc_module
-    from ingestion.destinations import DestinationConfig
-    from ingestion.pipeline import RunConfig, run
+    from ingestion.cdc import sync as cdc_module
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
 
     config = RunConfig(uri=mongo_server.uri, database="cdc", collections=[items.name],
                        destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p",
@@ -333,7 +333,7 @@ def test_s3_lands_raw_change_events(mongo_server, mongo_client, s3_server, tmp_p
 
 @pytest.mark.parametrize("deletes", ["hard", "soft"])
 def test_dbt_marts_honour_cdc_deletes(deletes, mongo_server, mongo_client, tmp_path):
-    from ingestion.seed import seed_collection
+    from ingestion.local.seed import seed_collection
     from tests.conftest import run_dbt
 
     database = f"cdcdbt{deletes}"
@@ -378,21 +378,21 @@ def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, m
     """A run that snapshots counts the source before and after; a run that only reads the stream
     counts once, before it, and the inserts and deletes after that count are its window (updates
     cannot change a count, so they do not widen it)."""
-    import ingestion.pipeline as pipeline_module
-    from ingestion.destinations import DestinationConfig
-    from ingestion.reconcile import DIVERGED, MATCH
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.reconcile import DIVERGED, MATCH
+    from ingestion.ops.run import run
 
     writes_during_count: list = []
     counts = spy_on_source_counts(monkeypatch, writes_during_count)
-    config = pipeline_module.RunConfig(
+    config = RunConfig(
         uri=mongo_server.uri, database="cdc", collections=[items.name], overrides={"mode": "cdc"},
         destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
-    first = pipeline_module.run(config).tables[0]
+    first = run(config).tables[0]
     assert counts == [200, 200] and first.reconciliation.status == MATCH
     items.update_one({"_id": 1}, {"$set": {"v": -1}})  # before the next count: not in its window
     writes_during_count.append(lambda coll: coll.insert_many([{"_id": f"late{i}", "v": i} for i in range(3)]))
     writes_during_count.append(lambda coll: coll.delete_one({"_id": 5}))
-    second = pipeline_module.run(config).tables[0]
+    second = run(config).tables[0]
     r = second.reconciliation
     assert counts == [200, 200, 200] and second.events == 5
     assert (r.source_count, r.warehouse_count, r.changed_during_run, r.status) == (200, 202, 4, MATCH)
@@ -402,6 +402,6 @@ def test_stream_only_runs_count_the_source_once(mongo_server, items, tmp_path, m
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.sql(f"delete from raw_atlas.{table_name(items.name)} where _id = '{id_to_text(7)}'")
     writes_during_count.append(lambda coll: [coll.update_one({"_id": i}, {"$set": {"v": -i}}) for i in range(10, 20)])
-    third = pipeline_module.run(config).tables[0]
+    third = run(config).tables[0]
     r = third.reconciliation
     assert third.events == 10 and (r.source_count, r.warehouse_count, r.changed_during_run, r.status) == (202, 201, 0, DIVERGED)

@@ -9,11 +9,11 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion import churn
-from ingestion.churn import ChurnConfig, TrainingError
 from ingestion.errors import ConfigError
-from ingestion.generator import SIGNAL
-from ingestion.seed import seed_collection
+from ingestion.local.generator import SIGNAL
+from ingestion.local.seed import seed_collection
+from ingestion.ml import churn
+from ingestion.ml.churn import ChurnConfig, TrainingError
 from tests.conftest import REPO, run_cli, run_dbt
 
 DOCS = 10_000

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import run_cli, run_dbt
 
 MARTS = ["customer_activity", "dim_customers", "fct_service_calls", "agg_daily_usage", "agg_churn_by_state_plan"]

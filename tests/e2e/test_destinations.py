@@ -12,8 +12,8 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from ingestion.extract import id_range_filters
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
+from ingestion.mongo.reads import id_range_filters
 from tests.conftest import run_cli, s3_client
 
 

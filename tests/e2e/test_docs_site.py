@@ -32,7 +32,7 @@ def docs_site(mongo_server, tmp_path_factory):
     """`dbt docs generate` over a built warehouse, served over HTTP on a free port."""
     from pymongo import MongoClient
 
-    from ingestion.seed import seed_collection
+    from ingestion.local.seed import seed_collection
     from tests.conftest import run_cli
 
     work = tmp_path_factory.mktemp("docs")

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import REPO, run_cli, run_dbt
 
 DOCS = 2_000

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import run_cli
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -139,7 +139,7 @@ def test_lookback_rereads_late_writes_with_older_cursor_values(mongo_server, eve
 
 def stored_cursor(work):
     """The cursor the pipeline state holds for the events resource, decoded."""
-    from ingestion.source import decode_cursor
+    from ingestion.source.cursors import decode_cursor
 
     state_file = work / "p" / "atlas_incr_local" / "state.json"
     state = json.loads(state_file.read_text())

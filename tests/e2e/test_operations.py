@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import BIN, REPO, dbt_env, free_port, run_cli, run_dbt, spy_on_source_counts
 
 
@@ -23,7 +23,7 @@ def test_demo_records_the_run_and_dbt_fails_on_a_divergence(tmp_path):
     env = {**dbt_env(warehouse, tmp_path / "target"), "DEMO_DOCS": "1500", "ATLAS_LOCAL_HOME": str(tmp_path / "mongo"),
            "ATLAS_LOCAL_PORT": str(free_port()), "ATLAS_PIPELINES_DIR": str(tmp_path / "pipelines")}
     try:
-        demo = subprocess.run([sys.executable, "-m", "ingestion.demo"], cwd=REPO, env=env, capture_output=True, text=True,
+        demo = subprocess.run([sys.executable, "-m", "ingestion.local.demo"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=600)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         assert "run history" in demo.stdout
@@ -111,7 +111,7 @@ def test_two_concurrent_runs_cannot_both_load_and_a_dead_holder_frees_the_lock(m
 @pytest.fixture()
 def auth_server(tmp_path_factory):
     """A server that requires SCRAM authentication, with user `ingest` / password `right-password`."""
-    from ingestion.local_server import LocalServer
+    from ingestion.local.server import LocalServer
 
     server = LocalServer(home=tmp_path_factory.mktemp("auth"), port=free_port())
     server.start()
@@ -279,10 +279,10 @@ def test_progress_on_a_terminal_and_json_logs_for_schedulers(mongo_server, tmp_p
 def test_reconciliation_sample_catches_stale_and_extra_rows(mongo_server, tmp_path):
     import dlt
 
-    from ingestion.config import collection_config
-    from ingestion.destinations import DestinationConfig, resolve
-    from ingestion.pipeline import RunConfig, run
-    from ingestion.reconcile import DIVERGED, MATCH, SourceCount, reconcile
+    from ingestion.config import DestinationConfig, RunConfig, collection_config
+    from ingestion.load.destinations import resolve
+    from ingestion.ops.reconcile import DIVERGED, MATCH, SourceCount, reconcile
+    from ingestion.ops.run import run
 
     with MongoClient(mongo_server.uri) as client:
         seed_collection(client, 300, seed=3, database="recdb")
@@ -313,25 +313,25 @@ def test_incremental_runs_count_the_source_once(mongo_server, tmp_path, monkeypa
     incremental runs count once, after loading (their cursor bounds what changed)."""
     from datetime import timedelta
 
-    import ingestion.pipeline as pipeline_module
-    from ingestion.destinations import DestinationConfig
-    from ingestion.reconcile import MATCH
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.reconcile import MATCH
+    from ingestion.ops.run import run
 
     counts = spy_on_source_counts(monkeypatch)
     with MongoClient(mongo_server.uri) as client:
         seed_collection(client, 500, seed=4, database="incdb")
-        config = pipeline_module.RunConfig(
+        config = RunConfig(
             uri=mongo_server.uri, database="incdb", collections=["customer_activity"],
             overrides={"mode": "full", "cursor_field": "updated_at"},
             destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
-        first = pipeline_module.run(config).tables[0]
+        first = run(config).tables[0]
         assert counts == [500, 500] and first.reconciliation.status == MATCH
         coll = client["incdb"]["customer_activity"]
         later = datetime.now(timezone.utc) + timedelta(seconds=1)
         coll.update_many({"_id": {"$in": [d["_id"] for d in coll.find({}, {"_id": 1}).limit(7)]}}, {"$set": {"updated_at": later}})
         coll.insert_one({"customer": {"state": "ZZ"}, "updated_at": later})
         config.overrides["mode"] = "incremental"
-        second = pipeline_module.run(config).tables[0]
+        second = run(config).tables[0]
     r = second.reconciliation
     assert counts == [500, 500, 501] and second.documents_read >= 8
     assert (r.source_count, r.warehouse_count, r.status) == (501, 501, MATCH)

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import BIN, REPO, run_cli
 
 DOCS = 6_000
@@ -88,8 +88,8 @@ def test_a_pending_load_that_cannot_complete_is_discarded_and_read_again(mongo_s
     The next run discards it and reads again from the last loaded cursor: nothing is lost."""
     import dlt
 
-    from ingestion.destinations import DestinationConfig
-    from ingestion.pipeline import RunConfig, run
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
 
     config = RunConfig(uri=mongo_server.uri, database="pending", collections=["customer_activity"],
                        destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p",

@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Timestamp
-
-from ingestion.bson_types import id_to_text
-from ingestion.change_stream import _stream_error, id_bracket, read_snapshot, snapshot_filters
-from ingestion.errors import ConfigError, SourceError
 from pymongo.errors import OperationFailure
+
+from ingestion.errors import ConfigError, SourceError
+from ingestion.mongo.bson_types import id_to_text
+from ingestion.mongo.change_stream import _stream_error, id_bracket, read_snapshot, snapshot_filters
 
 IDS = [
     MinKey(), None, -5, 2.5, Int64(2**60), Decimal128("3.25"), "", "abc", {"a": 1}, {"b": [1]},

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from pymongo import MongoClient
 
-from ingestion.seed import seed_collection
+from ingestion.local.seed import seed_collection
 from tests.conftest import duckdb_extension_directory, run_cli, run_dbt, s3_client
 from tests.e2e.test_dbt_models import MARTS, snapshot
 

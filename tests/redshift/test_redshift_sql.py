@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.redshift_sql import OPERATIONS
-from ingestion.redshift_sql_check import check_directory, check_sql, split_statements
+from redshift_contract.check import check_directory, check_sql, split_statements
+from redshift_contract.compile import OPERATIONS
 from tests.conftest import REPO
 
 OUTPUT = REPO / "target" / "redshift_sql"
@@ -23,7 +23,7 @@ PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", 
 def compile_offline(project_dir: Path, output: Path, profiles_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DBT_PROFILES_DIR": str(profiles_dir), "DBT_USE_COLORS": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "ingestion.redshift_sql", "--project-dir", str(project_dir), "--output", str(output)],
+        [sys.executable, "-m", "redshift_contract.compile", "--project-dir", str(project_dir), "--output", str(output)],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=600,
     )
 

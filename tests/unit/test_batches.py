@@ -1,12 +1,11 @@
 import json
 from datetime import datetime, timezone
-
 from decimal import Decimal
 
 import pyarrow as pa
 from bson import Decimal128, Int64, ObjectId
 
-from ingestion.batches import EXTRACTED_AT, ColumnRegistry, convert_documents
+from ingestion.source.batches import EXTRACTED_AT, ColumnRegistry, convert_documents
 
 
 def documents_to_table(docs, registry):

@@ -1,4 +1,4 @@
-from ingestion.generator import (
+from ingestion.local.generator import (
     FIRST_RECORD_DATE,
     churn_probability,
     document_id,

@@ -8,7 +8,7 @@ import logging
 import dlt
 import pytest
 
-from ingestion.log_format import configure
+from ingestion.logs import configure
 
 
 @pytest.fixture()

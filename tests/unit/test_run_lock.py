@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ingestion.errors import LockedError
-from ingestion.run_lock import RunLock
+from ingestion.ops.run_lock import RunLock
 
 
 def test_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
@@ -28,7 +28,7 @@ def test_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
 def test_lock_of_a_killed_process_is_recovered(tmp_path):
     path = tmp_path / "p.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from ingestion.run_lock import RunLock\n"
+        "import sys, time; from pathlib import Path; from ingestion.ops.run_lock import RunLock\n"
         f"l = RunLock(Path({str(path)!r}), 'pipe').__enter__(); print('held', flush=True); time.sleep(60)"
     )], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
     assert holder.stdout.readline().strip() == "held"
@@ -44,7 +44,7 @@ def test_lock_of_a_killed_process_is_recovered(tmp_path):
 def test_redacting_log_filter_hides_credentials(caplog):
     import logging
 
-    from ingestion.log_format import JsonFormatter, RedactingFilter
+    from ingestion.logs import JsonFormatter, RedactingFilter
 
     record = logging.LogRecord("atlas_ingest", logging.WARNING, __file__, 1, "cannot reach %s", ("mongodb://u:secret@h/",), None)
     assert RedactingFilter().filter(record)

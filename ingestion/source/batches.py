@@ -21,7 +21,7 @@ import pyarrow as pa
 from bson import json_util
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from ingestion.bson_types import (
+from ingestion.mongo.bson_types import (
     ARROW_TYPES,
     CONVERTERS,
     DECIMAL,
@@ -79,6 +79,18 @@ class ColumnRegistry:
             self.kinds[variant] = kind
             self.variant_columns.append(variant)
         return variant
+
+    @classmethod
+    def from_schema(cls, schema: Any, table: str) -> "ColumnRegistry":
+        """The kinds a table already has in a stored dlt schema, so type drift is seen across runs."""
+        registry = cls()
+        if schema is not None:
+            columns = schema.tables.get(table, {}).get("columns", {})
+            registry.kinds.update({
+                name: col["data_type"] for name, col in columns.items()
+                if "data_type" in col and not name.startswith("_dlt") and not name.startswith("_atlas")
+            })
+        return registry
 
     def dlt_columns(self) -> dict[str, dict[str, Any]]:
         """dlt column hints: types of every column, `_id` as the non-null primary key."""

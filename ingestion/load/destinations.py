@@ -9,65 +9,22 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any
 
 import dlt
 from dlt.common.configuration.specs import AwsCredentials
-from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion.config import DestinationConfig
 from ingestion.errors import ConfigError
-from ingestion.source import ItemFormat
+from ingestion.load.memory import DUCKDB_MEMORY_LIMIT
+from ingestion.source.resources import ItemFormat
 
-DESTINATIONS = ("local", "s3", "redshift")
-FILE_FORMATS = ("jsonl", "parquet")
-DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
-# DuckDB caches the table it writes up to this cap (its default is 80% of RAM), so without a small
-# cap the memory of a full load grows with the collection (docs/benchmarks.md). Large documents
-# need more, and how much varies from run to run (the awkward corpus, with one 15 MB document,
-# loaded under 128MB and failed once under 256MB): see DUCKDB_MAX_MEMORY_LIMIT.
-DUCKDB_MEMORY_LIMIT = os.environ.get("ATLAS_DUCKDB_MEMORY_LIMIT", "256MB")
-# How much memory DuckDB needs also depends on the documents: it holds values of several MB in
-# memory together while it loads them. A load that runs out is loaded again with twice the cap,
-# up to this (default: half of the machine's memory).
-DUCKDB_MAX_MEMORY_LIMIT = os.environ.get("ATLAS_DUCKDB_MAX_MEMORY_LIMIT") or (
-    f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2 // 2**20}MiB")
-_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-_MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-log = logging.getLogger("atlas_ingest")
 S3_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/{load_id}.{file_id}.{ext}"
 # Redshift refuses JSON objects over 4 MB in COPY; larger rows are quarantined instead.
 REDSHIFT_MAX_JSON_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DestinationConfig:
-    name: str = "local"
-    warehouse: Path = DEFAULT_WAREHOUSE
-    dataset: str = "raw_atlas"
-    bucket_url: str | None = None
-    prefix: str = "atlas"
-    file_format: Literal["jsonl", "parquet"] = "jsonl"
-
-    def validate(self) -> "DestinationConfig":
-        if self.name not in DESTINATIONS:
-            raise ConfigError(f"unknown destination '{self.name}': choose one of {', '.join(DESTINATIONS)}")
-        if self.file_format not in FILE_FORMATS:
-            raise ConfigError(f"unknown file format '{self.file_format}': choose one of {', '.join(FILE_FORMATS)}")
-        if self.name in ("s3", "redshift") and not self.resolved_bucket_url():
-            flag = "--bucket-url" if self.name == "s3" else "--bucket-url (the S3 staging location)"
-            raise ConfigError(f"destination '{self.name}' needs {flag} or ATLAS_BUCKET_URL")
-        if self.name == "redshift" and not self.resolved_bucket_url().startswith("s3://"):
-            raise ConfigError("Redshift COPY loads only from S3: --bucket-url must start with s3://")
-        return self
-
-    def resolved_bucket_url(self) -> str:
-        return (self.bucket_url or os.environ.get("ATLAS_BUCKET_URL") or "").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -130,8 +87,11 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
     """The dlt destination objects and file formats for `config`."""
     config.validate()
     if config.name == "local":
+        try:
+            from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+        except ImportError:
+            raise ConfigError("destination 'local' needs DuckDB: pip install 'atlas-redshift-analytics[local]'") from None
         config.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
         credentials = DuckDbCredentials(str(config.warehouse.resolve()))
         # Row order in a raw table means nothing; without it DuckDB inserts with far less memory
@@ -153,36 +113,3 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         staging_iam_role=os.environ.get("REDSHIFT_IAM_ROLE") or None,
     )
     return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_MAX_JSON_BYTES)
-
-
-def memory_bytes(text: str) -> int | None:
-    """Bytes in a DuckDB memory size such as "256MB" or "2GiB"; None if it is not one."""
-    match = _MEMORY_SIZE.match(text)
-    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]) if match else None
-
-
-def load_within_memory(pipeline: dlt.Pipeline, target: ResolvedDestination, run: Callable[[], Any]) -> None:
-    """`run()` (a pipeline run). On the local destination, a load step that runs out of memory is
-    loaded again, its package as it is, with twice DuckDB's cap, up to DUCKDB_MAX_MEMORY_LIMIT.
-    The cap stays raised for the rest of the run."""
-    try:
-        run()
-        return
-    except PipelineStepFailed as exc:
-        failure = exc
-    credentials = target.duckdb_credentials
-    ceiling = memory_bytes(DUCKDB_MAX_MEMORY_LIMIT) or 0
-    while credentials is not None and failure.step == "load" and "Out of Memory Error" in str(failure.exception):
-        current = memory_bytes(credentials.global_config["memory_limit"]) or ceiling
-        raised = min(current * 2, ceiling) // 2**20  # whole MiB
-        if raised * 2**20 <= current:
-            break  # at the ceiling
-        log.warning("DuckDB ran out of memory with memory_limit %s: loading again with %dMiB",
-                    credentials.global_config["memory_limit"], raised)
-        credentials.global_config["memory_limit"] = f"{raised}MiB"
-        try:
-            pipeline.load()
-            return
-        except PipelineStepFailed as exc:
-            failure = exc
-    raise failure

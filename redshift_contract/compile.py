@@ -1,6 +1,6 @@
 """Every SQL statement the project sends to Redshift, produced without a cluster.
 
-`python -m ingestion.redshift_sql` (part of `make compile-redshift`) runs `dbt build` and the project's
+`python -m redshift_contract.compile` (part of `make compile-redshift`) runs `dbt build` and the project's
 `run-operation` entry points for the `redshift` target with the Redshift driver replaced by an
 offline stand-in: introspective queries get empty, well-formed answers, tests report zero
 failures, and every statement dbt sends is recorded against the node that sent it. Each node's
@@ -19,11 +19,12 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 from unittest import mock
+
+from redshift_contract.offline_driver import OfflineConnection, bind_parameters
+from redshift_contract.offline_load import record_redshift_load
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "atlas_analytics"
@@ -62,9 +63,6 @@ STAGE_ARGS = {"load_dates": ["2026-01-01", "2026-01-02", "2026-01-03"]}
 # functions sqlfluff cannot parse).
 _ADAPTER_INTROSPECTION = re.compile(r"pg_get_late_binding_view_cols\(\)|information_schema\.|\bsvv_tables\b|pg_catalog\.", re.I)
 
-_TEST_RESULT_COLUMNS = (("failures", 23), ("should_warn", 16), ("should_error", 16))
-
-
 @dataclass
 class Statement:
     connection: str
@@ -79,80 +77,6 @@ class Recorder:
     def add(self, connection: str, sql: str) -> None:
         with self.lock:
             self.statements.append(Statement(connection, sql))
-
-
-class OfflineCursor:
-    """Answers like redshift_connector's cursor: empty results, one all-clear row for tests."""
-
-    def __init__(self) -> None:
-        self.description: list[tuple[Any, ...]] | None = None
-        self.rowcount = -1
-        self._rows: list[tuple[Any, ...]] = []
-
-    def execute(self, sql: str, args: Any = None, **_: Any) -> "OfflineCursor":
-        if re.search(r"\bas\s+failures\b", sql, re.IGNORECASE):
-            self.description = [(name, code, None, None, None, None, None) for name, code in _TEST_RESULT_COLUMNS]
-            self._rows = [(0, False, False)]
-        else:
-            self.description, self._rows = None, []
-        self.rowcount = len(self._rows)
-        return self
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self._rows.pop(0) if self._rows else None
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "OfflineCursor":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-class OfflineConnection:
-    autocommit = True
-
-    def cursor(self) -> OfflineCursor:
-        return OfflineCursor()
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _literal(value: Any) -> str:
-    """A binding as a SQL literal, so recorded statements are complete (seed inserts)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
-        return repr(value) if not isinstance(value, Decimal) else str(value)
-    if isinstance(value, (date, datetime)):
-        return f"'{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def bind_parameters(sql: str, bindings: Sequence[Any] | None) -> str:
-    if not bindings:
-        return sql
-    values = iter(bindings)
-    return re.sub(r"%s", lambda _: _literal(next(values)), sql)
 
 
 @contextmanager
@@ -290,8 +214,6 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
         index["operations"][name] = rel
     index["ingestion"] = {}
     if include_ingestion:
-        from ingestion.redshift_offline_load import record_redshift_load
-
         for name, statements in record_redshift_load().items():
             rel = f"ingestion/dlt_redshift_{name}.sql"
             (output / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -302,7 +224,7 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingestion.redshift_sql", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m redshift_contract.compile", description=__doc__.split("\n")[0])
     parser.add_argument("--project-dir", type=Path, default=REPO)
     parser.add_argument("--output", type=Path, help="default: <project-dir>/target/redshift_sql")
     parser.add_argument("--models-only", action="store_true", help="skip the ingestion (dlt) statements")

@@ -1,12 +1,15 @@
-"""The dlt source: one resource per MongoDB collection, full or incremental.
+"""The dlt resource of one collection, full or incremental.
 
 Batches leave as Arrow tables (written to parquet by dlt, no row normalization) or, for
 destinations that need nested data as real JSON (Redshift COPY, the S3 jsonl landing zone), as
-gzip JSON-lines files that dlt imports as they are.
+gzip JSON-lines files that dlt imports as they are. Documents that cannot be loaded leave the
+same resource, last, as rows of `_atlas_quarantine` (appended, whatever the collection's write
+disposition), so a load never holds a collection without its quarantine.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -14,17 +17,28 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import dlt
-from bson import json_util
 from dlt.extract.resource import DltResource
 from pymongo import MongoClient
 
 from ingestion import progress
-from ingestion.batches import LOAD_ID, ColumnRegistry, ConvertedBatch, Quarantined, convert_documents, quarantine_rows
 from ingestion.config import CollectionConfig
-from ingestion.extract import id_range_filters, read_parallel
+from ingestion.mongo.reads import id_range_filters, read_parallel
+from ingestion.source.batches import LOAD_ID, ColumnRegistry, ConvertedBatch, Quarantined, convert_documents, quarantine_rows
+from ingestion.source.cursors import decode_cursor, encode_cursor, incremental_filters, max_cursor
 
 QUARANTINE_TABLE = "_atlas_quarantine"
 ItemFormat = Literal["arrow", "jsonl"]
+_MISMATCH_WARNING = "when merging arrow schema with dlt schema"
+
+
+class _HideArrowHintMerge(logging.Filter):
+    """dlt warns on every batch that our JSON hints override the Arrow string type: that is the intent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _MISMATCH_WARNING not in record.getMessage()
+
+
+logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
 
 
 @dataclass
@@ -40,47 +54,30 @@ class CollectionStats:
     expected: int | None = None  # documents the run expects to read, when known (for progress)
 
 
-# Decoded as documents are read (tz-aware UTC): a naive stored date would not compare with the
-# documents' dates, and the cursor would never move past its first value.
-_CURSOR_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
+QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
+    "collection": {"data_type": "text", "nullable": False},
+    "document_id": {"data_type": "text", "nullable": False},
+    "reason": {"data_type": "text", "nullable": False},
+    "document": {"data_type": "text"},
+    "document_truncated": {"data_type": "bool"},
+    "quarantined_at": {"data_type": "timestamp"},
+}
 
 
-def encode_cursor(value: Any) -> str:
-    """Cursor values are kept in dlt state as canonical extended JSON: exact for every BSON type."""
-    return json_util.dumps({"v": value}, json_options=_CURSOR_JSON_OPTIONS)
+def with_quarantine(resource: DltResource, columns: dict[str, dict[str, Any]] | None) -> DltResource:
+    """`resource` with its table's `columns`, able to yield `_atlas_quarantine` rows too: a table
+    variant with hints of its own (appended, no primary key). The variant is made before the
+    table's columns are set, since a variant starts from the hints the resource has then."""
+    resource.apply_hints(table_name=QUARANTINE_TABLE, write_disposition="append", primary_key=[], merge_key=[],
+                         columns=QUARANTINE_COLUMNS, create_table_variant=True)
+    if columns:
+        resource.apply_hints(columns=columns)
+    return resource
 
 
-def decode_cursor(text: str) -> Any:
-    return json_util.loads(text, json_options=_CURSOR_JSON_OPTIONS)["v"]
-
-
-def incremental_filters(user_filter: dict[str, Any], cursor_field: str, last_value: Any) -> list[dict[str, Any]]:
-    """Documents at or after the last cursor value, evaluated by the server (`$gte`: documents
-    sharing the boundary value are read again and merged on `_id`, never lost), and documents
-    without a cursor value, which no range can reach. Two disjoint queries rather than one `$or`,
-    so that each uses the cursor index on every server."""
-    windows = [{cursor_field: {"$gte": last_value}}, {cursor_field: None}]
-    return [{"$and": [user_filter, w]} if user_filter else w for w in windows]
-
-
-def _max_cursor(docs: list[dict[str, Any]], path: str, current: Any) -> Any:
-    keys = path.split(".")
-    best = current
-    for doc in docs:
-        value: Any = doc
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            continue
-        if best is None:
-            best = value
-        else:
-            try:
-                if value > best:
-                    best = value
-            except TypeError:
-                pass  # a value of another BSON type than the cursor's: it cannot move the cursor
-    return best
+def quarantine_item(collection: str, quarantined: list[Quarantined]) -> Any:
+    """Quarantined documents as an item of a resource made `with_quarantine`."""
+    return dlt.mark.with_table_name(quarantine_rows(collection, quarantined), QUARANTINE_TABLE)
 
 
 def emit_batch(
@@ -146,43 +143,18 @@ def collection_resource(
                 stats.documents_read += len(docs)
                 progress.report(config.name, stats.documents_read, stats.expected)
                 if config.cursor_field:
-                    cursor = _max_cursor(docs, config.cursor_field, cursor)
+                    cursor = max_cursor(docs, config.cursor_field, cursor)
                 batch = convert_documents(docs, registry, extracted_at)
                 if batch.size:
                     yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, max_row_bytes)
                 stats.quarantine.extend(batch.quarantined)
+        if stats.quarantine:
+            yield quarantine_item(config.name, stats.quarantine)
         progress.report(config.name, stats.documents_read, stats.expected, final=True)
         if config.cursor_field and cursor is not None:
             stats.cursor_to = cursor
             # Saved with the load package: it only advances when the rows it covers are loaded.
             state["last_cursor"] = encode_cursor(cursor)
 
-    return dlt.resource(
-        batches,
-        name=table,
-        write_disposition=config.disposition,
-        primary_key=config.primary_key,
-        columns=registry.dlt_columns() if registry.kinds else None,
-    )()
-
-
-QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
-    "collection": {"data_type": "text", "nullable": False},
-    "document_id": {"data_type": "text", "nullable": False},
-    "reason": {"data_type": "text", "nullable": False},
-    "document": {"data_type": "text"},
-    "document_truncated": {"data_type": "bool"},
-    "quarantined_at": {"data_type": "timestamp"},
-}
-
-
-def quarantine_resource(stats: dict[str, CollectionStats]) -> DltResource:
-    """Documents that could not be loaded, with the reason; appended, one row per document.
-    Extraction runs resources in order (fifo), so this one sees every collection's quarantine."""
-
-    def rows() -> Iterator[list[dict[str, Any]]]:
-        for name, s in stats.items():
-            if s.quarantine:
-                yield quarantine_rows(name, s.quarantine)
-
-    return dlt.resource(rows, name=QUARANTINE_TABLE, write_disposition="append", columns=QUARANTINE_COLUMNS)()
+    resource = dlt.resource(batches, name=table, write_disposition=config.disposition, primary_key=config.primary_key)()
+    return with_quarantine(resource, registry.dlt_columns() if registry.kinds else None)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from unittest import mock
 
-from ingestion.redshift_sql import OfflineCursor, bind_parameters
+from redshift_contract.offline_driver import OfflineCursor, bind_parameters
 
 OFFLINE_IAM_ROLE = "arn:aws:iam::123456789012:role/atlas-ingest-offline"
 
@@ -84,8 +84,8 @@ def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
     from moto.server import ThreadedMotoServer
     from pymongo import MongoClient
 
-    from ingestion.local_server import LocalServer
-    from ingestion.seed import seed_collection
+    from ingestion.local.seed import seed_collection
+    from ingestion.local.server import LocalServer
 
     server = LocalServer(home=work / "mongo", port=_free_port())
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
@@ -107,8 +107,8 @@ def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
 def record_redshift_load() -> dict[str, list[str]]:
     """Statements of a full load, an incremental (merge) load and a CDC snapshot (merge with hard
     deletes, then the sweep of rows the snapshot did not see), keyed by run."""
-    from ingestion.destinations import DestinationConfig
-    from ingestion.pipeline import RunConfig, run
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
 
     runs: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="redshift-offline-") as tmp:

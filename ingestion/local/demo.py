@@ -13,12 +13,12 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import duckdb  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
-from ingestion.churn import ChurnConfig, train  # noqa: E402
-from ingestion.destinations import DestinationConfig  # noqa: E402
+from ingestion.config import DestinationConfig, RunConfig  # noqa: E402
 from ingestion.errors import IngestError  # noqa: E402
-from ingestion.local_server import LocalServer  # noqa: E402
-from ingestion.pipeline import RunConfig, run  # noqa: E402
-from ingestion.seed import DEFAULT_COLLECTION, DEFAULT_DATABASE, seed_collection  # noqa: E402
+from ingestion.local.seed import DEFAULT_COLLECTION, DEFAULT_DATABASE, seed_collection  # noqa: E402
+from ingestion.local.server import LocalServer  # noqa: E402
+from ingestion.ml.churn import ChurnConfig, train  # noqa: E402
+from ingestion.ops.run import run  # noqa: E402
 
 DEMO_DOCS = int(os.environ.get("DEMO_DOCS", "10000"))
 CHURN_MODEL = "churn_model"

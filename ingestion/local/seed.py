@@ -6,7 +6,7 @@ from itertools import islice
 
 from pymongo import ASCENDING, MongoClient
 
-from ingestion.generator import generate_documents
+from ingestion.local.generator import generate_documents
 
 DEFAULT_DATABASE = "operations"
 DEFAULT_COLLECTION = "customer_activity"

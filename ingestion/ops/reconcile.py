@@ -11,20 +11,23 @@ differences.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import dlt
-from bson import ObjectId, json_util
+from bson import ObjectId, Timestamp, json_util
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from pymongo import ReadPreference
+from pymongo import MongoClient, ReadPreference
 from pymongo.collection import Collection
+from pymongo.database import Database
 
-from ingestion.bson_types import id_to_text
-from ingestion.cdc import SOFT_DELETE
+from ingestion.cdc.sync import SOFT_DELETE
 from ingestion.config import CollectionConfig
-from ingestion.source import QUARANTINE_TABLE
+from ingestion.mongo.bson_types import id_to_text
+from ingestion.mongo.change_stream import cluster_time
+from ingestion.source.resources import QUARANTINE_TABLE
 
 SAMPLE_SIZE = 100
 MATCH, DIVERGED, NOT_CHECKED = "match", "diverged", "not checked"
@@ -83,6 +86,41 @@ def source_count(collection: Collection, config: CollectionConfig) -> int:
     if config.filter:
         return collection.count_documents(config.filter)
     return collection.estimated_document_count()
+
+
+def count_before_run(
+    client: MongoClient, db: Database, collections: list[CollectionConfig],
+) -> tuple[Timestamp | None, dict[str, int | None]]:
+    """The source counts taken before a run reads, and the cluster time CDC windows start at. A
+    count scans the collection on some servers, so each run counts once where it can:
+    - full, and CDC runs that snapshot or follow: before and after; the count's change bounds
+      what changed meanwhile;
+    - CDC runs that only read the stream: before, after noting the cluster time (both on the
+      primary); the inserts and deletes after it, which the run applies anyway, bound what changed;
+    - incremental: after; the cursor bounds what changed."""
+    count_time = cluster_time(client) if any(cc.mode == "cdc" for cc in collections) else None
+    counts = {cc.name: None if cc.mode == "incremental" else source_count(db[cc.name], cc) for cc in collections}
+    return count_time, counts
+
+
+def reconcile_table(
+    collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline, is_sql: bool,
+    count_before: int | None, changed_since_count: int | None, run_started_at: datetime,
+) -> Reconciliation:
+    """The reconciliation of one collection after its load, timed."""
+    started = time.monotonic()
+    if config.mode == "incremental" or count_before is None:
+        counted = SourceCount(source_count(collection, config))
+    elif changed_since_count is not None:
+        counted = SourceCount(count_before, changed_since_count)
+    else:
+        counted = counted_after(collection, config, count_before)
+    if is_sql:
+        result = reconcile(collection, config, table, pipeline, counted, run_started_at)
+    else:
+        result = Reconciliation(source_count=counted.count)
+    result.elapsed_s = time.monotonic() - started
+    return result
 
 
 def _same(source: Any, warehouse: Any) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import bson
 from pymongo.collection import Collection
 
-from ingestion.bson_types import CODEC_OPTIONS
+from ingestion.mongo.bson_types import CODEC_OPTIONS
 
 _DONE = object()
 

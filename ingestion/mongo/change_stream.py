@@ -17,7 +17,7 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from ingestion.errors import SourceError
-from ingestion.extract import read_batches
+from ingestion.mongo.reads import read_batches
 
 # ChangeStreamHistoryLost, ChangeStreamFatalError, CappedPositionLost: the resume point has left
 # the oplog. (A real mongod sends 286; older ones 280 or 136.)

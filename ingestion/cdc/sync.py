@@ -28,13 +28,23 @@ from bson import Timestamp, json_util
 from pymongo import MongoClient
 
 from ingestion import progress
-from ingestion.batches import LOAD_ID, ColumnRegistry, convert_documents
-from ingestion.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
-from ingestion.change_stream import ROW_OPERATIONS, ChangeEvent, CollectionStream, HistoryLost, StreamEnded, cluster_time, read_snapshot
 from ingestion.config import CollectionConfig
 from ingestion.errors import SourceError
-from ingestion.destinations import ResolvedDestination, load_within_memory
-from ingestion.source import CollectionStats, decode_cursor, emit_batch, encode_cursor, quarantine_resource
+from ingestion.load.destinations import ResolvedDestination
+from ingestion.load.memory import load_within_memory
+from ingestion.mongo.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
+from ingestion.mongo.change_stream import (
+    ROW_OPERATIONS,
+    ChangeEvent,
+    CollectionStream,
+    HistoryLost,
+    StreamEnded,
+    cluster_time,
+    read_snapshot,
+)
+from ingestion.source.batches import LOAD_ID, ColumnRegistry, convert_documents
+from ingestion.source.cursors import decode_cursor, encode_cursor
+from ingestion.source.resources import CollectionStats, emit_batch, quarantine_item, with_quarantine
 
 log = logging.getLogger("atlas_ingest")
 
@@ -178,15 +188,16 @@ class CollectionSync:
                         yield from emit_batch(batch, self._columns(), self.table, number, Path(tmp), stats,
                                               target.destination.item_format, target.destination.max_row_bytes)
                     stats.quarantine.extend(batch.quarantined)
+            if stats.quarantine:
+                yield quarantine_item(self.config.name, stats.quarantine)
             dlt.current.resource_state()["cdc"] = asdict(new_state)
 
         resources = [
-            dlt.resource(data, name=self.table, write_disposition="merge", primary_key="_id", columns=self._columns())(),
-            quarantine_resource({self.config.name: stats}),
+            with_quarantine(dlt.resource(data, name=self.table, write_disposition="merge", primary_key="_id")(), self._columns()),
         ]
         if events and target.land_events:
             resources.append(self._events_resource(events))
-        load_within_memory(target.pipeline, target.destination,
+        load_within_memory(target.pipeline, target.destination.duckdb_credentials,
                            lambda: target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format))
         total = self.outcome.stats
         total.documents_read += stats.documents_read

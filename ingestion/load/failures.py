@@ -1,0 +1,81 @@
+"""Destination failures as one line naming the cause and the fix.
+
+The cause is found by exception type wherever dlt keeps the exception (extract and normalize
+steps, connections opened in the main thread). A load job, though, runs in a worker thread and
+dlt keeps only its message; for those the message is matched, with the patterns below, each of
+which tests/unit/test_destination_failures.py covers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from ingestion.config import DestinationConfig
+from ingestion.errors import DestinationError
+from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, exception_chain, is_out_of_memory
+from ingestion.redact import redact_uri
+
+_UNREACHABLE = re.compile(r"connection refused|could not connect|timeout expired|timed out|could not translate host name|"
+                          r"name or service not known|no route to host|network is unreachable", re.IGNORECASE)
+_DENIED = re.compile(
+    r"access ?denied|forbidden|\b403\b|invalidaccesskeyid|signaturedoesnotmatch|not authorized|"
+    r"access key id you provided does not exist|security token included in the request is invalid|"
+    r"signature we calculated does not match", re.IGNORECASE)
+_NO_SUCH_BUCKET = re.compile(r"no\s*such\s*bucket|specified bucket does not exist", re.IGNORECASE)
+# S3 error codes (botocore ClientError) that mean the credentials may not do what the load needs
+_DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403", "Forbidden"}
+
+
+def _s3_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)  # botocore.exceptions.ClientError
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def _is_unreachable(chain: list[BaseException], detail: str) -> bool:
+    # psycopg2 raises one OperationalError for a refused or timed-out connection and for a refused
+    # login alike, and a load job keeps only the message: the message tells them apart.
+    return any(isinstance(e, (ConnectionError, TimeoutError)) for e in chain) or bool(_UNREACHABLE.search(detail))
+
+
+def _is_denied(chain: list[BaseException], detail: str) -> bool:
+    if any(isinstance(e, PermissionError) or _s3_error_code(e) in _DENIED_CODES for e in chain):
+        return True
+    return bool(_DENIED.search(detail))
+
+
+def _is_missing_bucket(chain: list[BaseException], detail: str) -> bool:
+    return any(_s3_error_code(e) == "NoSuchBucket" for e in chain) or bool(_NO_SUCH_BUCKET.search(detail))
+
+
+def destination_error(exc: PipelineStepFailed, destination: DestinationConfig) -> DestinationError:
+    """One line naming the cause and the fix, for the failures users meet most."""
+    name = destination.name
+    chain = exception_chain(exc.exception)
+    detail = " ".join(redact_uri(str(exc.exception)).split())
+    if name == "redshift" and _is_unreachable(chain, detail):
+        host = os.environ.get("REDSHIFT_HOST", "the configured host")
+        port = os.environ.get("REDSHIFT_PORT", "5439")
+        return DestinationError(
+            f"cannot reach Redshift at {host}:{port}: check REDSHIFT_HOST and REDSHIFT_PORT, and that the cluster accepts "
+            f"connections from this machine (security group, publicly accessible); nothing was loaded ({detail[:200]})"
+        )
+    if name in ("s3", "redshift") and _is_missing_bucket(chain, detail):
+        return DestinationError(f"bucket {destination.resolved_bucket_url()} does not exist: create it or fix --bucket-url")
+    if name in ("s3", "redshift") and _is_denied(chain, detail):
+        bucket = destination.resolved_bucket_url()
+        return DestinationError(
+            f"S3 access denied for {bucket}: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or the instance "
+            f"role) and that they may list, read and write {bucket}/{destination.prefix}; nothing was loaded ({detail[:200]})"
+        )
+    if name == "local" and is_out_of_memory(exc.exception):
+        return DestinationError(
+            f"DuckDB ran out of memory loading {destination.warehouse}, with its memory_limit raised up to "
+            f"{DUCKDB_MAX_MEMORY_LIMIT}: raise ATLAS_DUCKDB_MAX_MEMORY_LIMIT (or start higher with ATLAS_DUCKDB_MEMORY_LIMIT) "
+            f"and rerun; this load was discarded ({detail[:200]})"
+        )
+    return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")

@@ -1,0 +1,34 @@
+"""A load that a previous, interrupted run left pending: loaded now, or discarded."""
+
+from __future__ import annotations
+
+import logging
+
+import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from ingestion.redact import redact_uri
+
+log = logging.getLogger("atlas_ingest")
+
+
+def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
+    """Load what a previous, interrupted run extracted; if that can no longer load (a kill can
+    leave dlt's schema bookkeeping and the staging tables out of step), discard it with dlt's
+    scratch staging dataset. Safe either way: the cursor in a package only counts once the
+    package is loaded, so this run reads again whatever was discarded."""
+    if not pipeline.has_pending_data:
+        return
+    try:
+        pipeline.normalize()
+        pipeline.load()
+    except PipelineStepFailed as exc:
+        log.warning(
+            "a previous run left a load that cannot complete (%s): discarding it; this run reads again from "
+            "the last loaded state", redact_uri(str(exc.exception)).splitlines()[0][:200],
+        )
+        pipeline.abort_packages()
+        if is_sql:
+            with pipeline.sql_client() as client, client.with_staging_dataset():
+                if client.has_dataset():
+                    client.drop_dataset()

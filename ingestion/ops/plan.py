@@ -1,0 +1,86 @@
+"""A run's plan, before anything is read: validated settings, the destination, the lock, and the
+checks on the source that can refuse the run."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from ingestion.config import CollectionConfig, RunConfig
+from ingestion.errors import SourceError
+from ingestion.load.destinations import ResolvedDestination, resolve
+from ingestion.naming import table_name
+from ingestion.redact import redact_uri
+
+
+@dataclass
+class Plan:
+    config: RunConfig
+    collections: list[CollectionConfig]
+    target: ResolvedDestination
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return Path(self.config.pipelines_dir or get_dlt_pipelines_dir())
+
+    @property
+    def lock_path(self) -> Path:
+        """The run lock of a pipeline, next to its state."""
+        return self.pipelines_dir / f"{self.config.pipeline_name}.lock"
+
+
+def plan(config: RunConfig) -> Plan:
+    """Validated settings and the resolved destination; raises ConfigError for what the user must fix."""
+    collections = config.validate()
+    return Plan(config, collections, resolve(config.destination, config.database))
+
+
+def followed_tables(plan: Plan) -> set[str]:
+    """Tables with CDC state in the pipeline's local state (nothing if the pipeline is new here)."""
+    state_file = plan.pipelines_dir / plan.config.pipeline_name / "state.json"
+    if not state_file.exists():
+        return set()
+    pipeline = dlt.attach(pipeline_name=plan.config.pipeline_name, pipelines_dir=str(plan.pipelines_dir))
+    return {
+        table for source in pipeline.state.get("sources", {}).values()
+        for table, resource in source.get("resources", {}).items() if "cdc" in resource
+    }
+
+
+def check_collections_exist(client: MongoClient, plan: Plan) -> None:
+    """Every named collection exists. A CDC collection this pipeline already follows may be gone
+    (dropped or renamed): its change stream says so, and the run makes the table follow. Any other
+    missing name is a typo."""
+    database = plan.config.database
+    try:
+        existing = set(client[database].list_collection_names())  # views too: a named view can be read
+    except PyMongoError as exc:
+        raise SourceError(f"cannot list collections of '{database}': {redact_uri(str(exc))}") from None
+    followed = followed_tables(plan)
+    missing = [c.name for c in plan.collections
+               if c.name not in existing and not (c.mode == "cdc" and table_name(c.name) in followed)]
+    if missing:
+        found = ", ".join(sorted(existing)) or "none"
+        raise SourceError(f"collection '{missing[0]}' not found in database '{database}' (collections: {found})")
+
+
+def index_warning(client: MongoClient, database: str, config: CollectionConfig) -> str | None:
+    """A warning when an incremental cursor has no index: every run would scan the collection."""
+    if config.mode != "incremental" or not config.cursor_field:
+        return None
+    indexes = client[database][config.name].index_information()
+    if any(info["key"][0][0] == config.cursor_field for info in indexes.values()):
+        return None
+    return (
+        f"cursor field '{config.cursor_field}' of '{config.name}' has no index: every incremental run scans "
+        f"the whole collection; create one with db.{config.name}.createIndex({{{config.cursor_field}: 1}})"
+    )
