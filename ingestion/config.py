@@ -86,6 +86,8 @@ class CollectionConfig:
             raise ConfigError(f"{where}: unknown deletes '{self.deletes}': choose one of {', '.join(DELETES)}")
         if self.on_token_lost not in ON_TOKEN_LOST:
             raise ConfigError(f"{where}: unknown on_token_lost '{self.on_token_lost}': choose one of {', '.join(ON_TOKEN_LOST)}")
+        if self.projection and any(key == "_id" and value in (0, False) for key, value in self.projection.items()):
+            raise ConfigError(f"{where}: the projection drops _id, which every row is keyed on: remove \"_id\": 0 from it")
         if self.checkpoint_docs < 1:
             raise ConfigError(f"{where}: checkpoint_docs must be at least 1")
         if self.mode == "cdc" and self.write_disposition not in (None, "merge"):

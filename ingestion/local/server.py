@@ -121,5 +121,6 @@ def _server_executable() -> str:
         return str(beside)
     found = shutil.which(SERVER_EXECUTABLE)
     if found is None:
-        raise LocalServerError(f"'{SERVER_EXECUTABLE}' not found: install the project with 'uv sync' (package secantusdb)")
+        raise LocalServerError(
+            f"'{SERVER_EXECUTABLE}' not found: install the local extra, pip install 'atlas-redshift-analytics[local]' (or make install)")
     return found

@@ -135,9 +135,13 @@ def _design(rows: list[dict[str, Any]], features: list[str], categories: dict[st
 
 
 def train_local(config: ChurnConfig) -> LocalModel:
-    import duckdb
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    try:
+        import duckdb
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise ConfigError(f"the local churn model needs the local and ml extras ({exc.name} is missing): "
+                          "pip install 'atlas-redshift-analytics[local,ml]'") from None
 
     features = FEATURE_SETS[config.feature_set]
     if not config.warehouse.exists():

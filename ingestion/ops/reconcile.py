@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 from bson import ObjectId, Timestamp, json_util
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from pymongo import MongoClient, ReadPreference
 from pymongo.collection import Collection
@@ -30,6 +31,7 @@ from ingestion.mongo.change_stream import cluster_time
 from ingestion.source.resources import QUARANTINE_TABLE
 
 SAMPLE_SIZE = 100
+_NAMING = NamingConvention()
 MATCH, DIVERGED, NOT_CHECKED = "match", "diverged", "not checked"
 
 
@@ -123,6 +125,14 @@ def reconcile_table(
     return result
 
 
+def _camel(column: str | None) -> str | None:
+    """`updated_at` -> `updatedAt`: the usual source spelling of a snake_case column."""
+    if not column:
+        return None
+    head, *rest = column.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def _same(source: Any, warehouse: Any) -> bool:
     if isinstance(source, datetime) and isinstance(warehouse, datetime):
         # MongoDB keeps milliseconds; compare in UTC at that precision.
@@ -143,7 +153,12 @@ def reconcile(
         changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}
         result.changed_during_run += collection.count_documents(changed)
     columns = pipeline.default_schema.tables.get(table, {}).get("columns", {}) if pipeline.default_schema_name else {}
-    compare = cursor if cursor and cursor in columns else ("updated_at" if "updated_at" in columns else None)
+    # The warehouse column is the snake_case name of the source field (`updatedAt` -> `updated_at`):
+    # compared by column in the warehouse, by field in the source.
+    cursor_column = _NAMING.normalize_identifier(cursor) if cursor else None
+    compare = cursor_column if cursor_column in columns else ("updated_at" if "updated_at" in columns else None)
+    fields = sorted({f for f in (cursor, compare, _camel(compare)) if f and _NAMING.normalize_identifier(f) == compare}) \
+        if compare else []
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
         result.live_rows_only = config.mode == "cdc" and config.deletes == "soft" and SOFT_DELETE in columns
@@ -167,9 +182,10 @@ def reconcile(
     sample = {row[0]: (row[1] if compare else None) for row in sampled}
     candidates = [value for text in sample for value in id_candidates(text)]
     query: dict[str, Any] = {"_id": {"$in": candidates}}
+    projection = dict.fromkeys(fields, 1) if fields else {"_id": 1}
     source = {
-        id_to_text(doc["_id"]): doc.get(compare) if compare else None
-        for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, {compare: 1} if compare else {"_id": 1})
+        id_to_text(doc["_id"]): next((doc[f] for f in fields if f in doc), None)
+        for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, projection)
     }
     result.sample_size = len(sample)
     result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in source or not _same(source[_id], value))

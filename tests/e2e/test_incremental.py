@@ -161,3 +161,27 @@ def test_a_date_cursor_advances_on_every_run(mongo_server, events, tmp_path):
         assert current == T0 + timedelta(days=run, minutes=9) and current > previous
         previous = current
     assert warehouse_rows(tmp_path) == {d["_id"]: d["v"] for d in events.find()}
+
+
+def test_a_camel_case_cursor_reconciles(mongo_server, mongo_client, tmp_path):
+    """The warehouse column is `updated_at`; the sample is looked up in the source by `updatedAt`."""
+    coll = mongo_client["incr"]["camel"]
+    coll.drop()
+    coll.create_index("updatedAt")
+    coll.insert_many([{"_id": f"c{i}", "v": i, "updatedAt": T0 + timedelta(minutes=i)} for i in range(20)])
+    for _ in range(2):
+        r = run_cli("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "camel", "--mode", "incremental",
+                    "--cursor-field", "updatedAt", "--warehouse", str(tmp_path / "w.duckdb"),
+                    "--pipelines-dir", str(tmp_path / "p"), "--json")
+        assert r.returncode == 0, r.stderr
+        reconciliation = json.loads(r.stdout)["tables"][0]["reconciliation"]
+        assert reconciliation["status"] == "match" and reconciliation["sample_size"] == 20
+        assert reconciliation["sample_mismatches"] == 0
+
+
+def test_a_projection_that_drops_the_id_is_refused_before_reading(mongo_server, events, tmp_path):
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "events",
+                "--projection", '{"_id": 0, "v": 1}', "--warehouse", str(tmp_path / "w.duckdb"),
+                "--pipelines-dir", str(tmp_path / "p"))
+    assert r.returncode == 2 and "the projection drops _id" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w.duckdb").exists()  # nothing read, nothing written
