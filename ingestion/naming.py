@@ -10,6 +10,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from ingestion.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
+_NAMING = NamingConvention()
 
 
 def validate_name(name: str) -> str:
@@ -21,7 +22,12 @@ def validate_name(name: str) -> str:
 
 def table_name(collection: str) -> str:
     """The warehouse table of a collection: dlt's snake_case naming (`customerEvents` -> `customer_events`)."""
-    return NamingConvention().normalize_table_identifier(collection)
+    return _NAMING.normalize_table_identifier(collection)
+
+
+def column_name(field: str) -> str:
+    """The warehouse column of a top-level field: dlt's snake_case naming (`updatedAt` -> `updated_at`)."""
+    return _NAMING.normalize_identifier(field)
 
 
 def pipeline_name(database: str, destination: str) -> str:

@@ -88,9 +88,10 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
     config.validate()
     if config.name == "local":
         try:
-            from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+            import duckdb  # noqa: F401  (dlt's DuckDB configuration imports it only when it connects)
         except ImportError:
             raise ConfigError("destination 'local' needs DuckDB: pip install 'atlas-redshift-analytics[local]'") from None
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
         config.warehouse.parent.mkdir(parents=True, exist_ok=True)
 
         credentials = DuckDbCredentials(str(config.warehouse.resolve()))

@@ -66,5 +66,6 @@ def load_batch(
         tables.append(TableSummary(
             cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
             s.registry.new_columns, s.registry.variant_columns, warnings[cc.name], first_load[cc.name],
+            source_fields=s.registry.fields,
         ))
     return tables

@@ -69,5 +69,6 @@ def load_cdc(
             s.registry.new_columns, s.registry.variant_columns, [], not stored or sync.table not in stored.tables,
             snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
             changed_since_count=None if out.snapshot_taken or config.follow else out.events_since_count,
+            source_fields=s.registry.fields,
         ))
     return tables

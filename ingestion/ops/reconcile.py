@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 import dlt
 from bson import ObjectId, Timestamp, json_util
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from pymongo import MongoClient, ReadPreference
 from pymongo.collection import Collection
@@ -28,10 +27,10 @@ from ingestion.cdc.sync import SOFT_DELETE
 from ingestion.config import CollectionConfig
 from ingestion.mongo.bson_types import id_to_text
 from ingestion.mongo.change_stream import cluster_time
+from ingestion.naming import column_name
 from ingestion.source.resources import QUARANTINE_TABLE
 
 SAMPLE_SIZE = 100
-_NAMING = NamingConvention()
 MATCH, DIVERGED, NOT_CHECKED = "match", "diverged", "not checked"
 
 
@@ -108,6 +107,7 @@ def count_before_run(
 def reconcile_table(
     collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline, is_sql: bool,
     count_before: int | None, changed_since_count: int | None, run_started_at: datetime,
+    source_fields: Mapping[str, str] | None = None,
 ) -> Reconciliation:
     """The reconciliation of one collection after its load, timed."""
     started = time.monotonic()
@@ -118,19 +118,11 @@ def reconcile_table(
     else:
         counted = counted_after(collection, config, count_before)
     if is_sql:
-        result = reconcile(collection, config, table, pipeline, counted, run_started_at)
+        result = reconcile(collection, config, table, pipeline, counted, run_started_at, source_fields)
     else:
         result = Reconciliation(source_count=counted.count)
     result.elapsed_s = time.monotonic() - started
     return result
-
-
-def _camel(column: str | None) -> str | None:
-    """`updated_at` -> `updatedAt`: the usual source spelling of a snake_case column."""
-    if not column:
-        return None
-    head, *rest = column.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 def _same(source: Any, warehouse: Any) -> bool:
@@ -143,22 +135,23 @@ def _same(source: Any, warehouse: Any) -> bool:
 
 def reconcile(
     collection: Collection, config: CollectionConfig, table: str, pipeline: dlt.Pipeline,
-    source: SourceCount, run_started_at: datetime,
+    source: SourceCount, run_started_at: datetime, source_fields: Mapping[str, str] | None = None,
 ) -> Reconciliation:
     """Compare the collection's `source` count with its table right after the run loaded it (SQL
-    destinations). Documents whose cursor is newer than the run's start widen the window."""
+    destinations). Documents whose cursor is newer than the run's start widen the window.
+    `source_fields` maps warehouse columns to the source fields they came from."""
     result = Reconciliation(source_count=source.count, changed_during_run=source.changed)
     cursor = config.cursor_field
     if cursor:
         changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}
         result.changed_during_run += collection.count_documents(changed)
     columns = pipeline.default_schema.tables.get(table, {}).get("columns", {}) if pipeline.default_schema_name else {}
-    # The warehouse column is the snake_case name of the source field (`updatedAt` -> `updated_at`):
-    # compared by column in the warehouse, by field in the source.
-    cursor_column = _NAMING.normalize_identifier(cursor) if cursor else None
+    # Compared by column in the warehouse and by field in the source (`updated_at` / `updatedAt`):
+    # the cursor's column is named from the cursor field; another column's field is the one the
+    # registry saw it come from.
+    cursor_column = column_name(cursor) if cursor else None
     compare = cursor_column if cursor_column in columns else ("updated_at" if "updated_at" in columns else None)
-    fields = sorted({f for f in (cursor, compare, _camel(compare)) if f and _NAMING.normalize_identifier(f) == compare}) \
-        if compare else []
+    field = cursor if compare and compare == cursor_column else (source_fields or {}).get(compare or "", compare)
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
         result.live_rows_only = config.mode == "cdc" and config.deletes == "soft" and SOFT_DELETE in columns
@@ -182,10 +175,9 @@ def reconcile(
     sample = {row[0]: (row[1] if compare else None) for row in sampled}
     candidates = [value for text in sample for value in id_candidates(text)]
     query: dict[str, Any] = {"_id": {"$in": candidates}}
-    projection = dict.fromkeys(fields, 1) if fields else {"_id": 1}
     source = {
-        id_to_text(doc["_id"]): next((doc[f] for f in fields if f in doc), None)
-        for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, projection)
+        id_to_text(doc["_id"]): doc.get(field) if field else None
+        for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, {field: 1} if field else {"_id": 1})
     }
     result.sample_size = len(sample)
     result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in source or not _same(source[_id], value))

@@ -86,7 +86,8 @@ def _run(p: Plan) -> RunSummary:
         by_name = {cc.name: cc for cc in p.collections}
         for t in tables:
             t.reconciliation = reconcile_table(db[t.collection], by_name[t.collection], t.table, pipeline, target.is_sql,
-                                               counts_before[t.collection], t.changed_since_count, p.started_at)
+                                               counts_before[t.collection], t.changed_since_count, p.started_at,
+                                               t.source_fields)
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
                 log.warning("collection '%s': %s", t.collection, t.warnings[-1])

@@ -27,10 +27,12 @@ class TableSummary:
     resyncs: list[str] = field(default_factory=list)
     # cdc runs that only read the stream: inserts and deletes after the count taken before the run
     changed_since_count: int | None = None
+    # warehouse column -> source field, for the fields this run saw (`updated_at` -> `updatedAt`)
+    source_fields: dict[str, str] = field(default_factory=dict)
     reconciliation: Reconciliation | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("reconciliation", "changed_since_count")}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("reconciliation", "changed_since_count", "source_fields")}
         r = self.reconciliation
         out["reconciliation"] = None if r is None else {**r.__dict__, "status": r.status}
         return out

@@ -22,7 +22,6 @@ from ingestion.config import CollectionConfig, collection_config
 from ingestion.errors import ConfigError
 from ingestion.mongo.connect import collection_names, connect
 from ingestion.naming import table_name
-from ingestion.source.batches import ColumnRegistry
 from ingestion.source.resources import CollectionStats, ItemFormat, collection_resource
 
 
@@ -60,10 +59,9 @@ def atlas_source(
     if cdc:
         raise ConfigError(f"collection '{cdc[0]}' is in cdc mode: CDC runs through `atlas-ingest run`, not as a dlt resource")
     stats = stats if stats is not None else {}
-    resources = []
-    for config in configs:
-        table = table_name(config.name)
-        collection_stats = stats.setdefault(config.name, CollectionStats(registry=ColumnRegistry()))
-        format_: ItemFormat = "jsonl" if item_format == "jsonl" else "arrow"
-        resources.append(collection_resource(mongo, database, config, table, collection_stats, format_, batch_docs, max_row_bytes))
-    return resources
+    format_: ItemFormat = "jsonl" if item_format == "jsonl" else "arrow"
+    return [
+        collection_resource(mongo, database, config, table_name(config.name), stats.setdefault(config.name, CollectionStats()),
+                            format_, batch_docs, max_row_bytes)
+        for config in configs
+    ]

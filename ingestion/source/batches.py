@@ -19,7 +19,6 @@ from typing import Any, Sequence
 import orjson
 import pyarrow as pa
 from bson import json_util
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from ingestion.mongo.bson_types import (
     ARROW_TYPES,
@@ -34,11 +33,11 @@ from ingestion.mongo.bson_types import (
     kind_of,
     non_finite_text,
 )
+from ingestion.naming import column_name
 
 EXTRACTED_AT = "_atlas_extracted_at"
 MAX_ID_CHARS = 512  # `_id` column width; a longer `_id` (as text) is quarantined
 LOAD_ID = "_dlt_load_id"
-_NAMING = NamingConvention()
 
 
 @dataclass
@@ -60,7 +59,7 @@ class ColumnRegistry:
 
     def column_name(self, key: str) -> str:
         """The warehouse column of a top-level field; raises ValueError when two fields collide."""
-        name = _NAMING.normalize_identifier(key)
+        name = column_name(key)
         owner = self.fields.setdefault(name, key)
         if owner != key:
             raise ValueError(f"fields '{owner}' and '{key}' both map to column '{name}'")

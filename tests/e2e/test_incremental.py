@@ -185,3 +185,30 @@ def test_a_projection_that_drops_the_id_is_refused_before_reading(mongo_server, 
                 "--pipelines-dir", str(tmp_path / "p"))
     assert r.returncode == 2 and "the projection drops _id" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w.duckdb").exists()  # nothing read, nothing written
+
+
+def test_a_full_load_compares_a_camel_case_updated_at_by_its_source_field(mongo_server, mongo_client, tmp_path):
+    """No cursor: the sample compares the `updated_at` column with the `updatedAt` field it came from."""
+    coll = mongo_client["incr"]["camel_full"]
+    coll.drop()
+    coll.insert_many([{"_id": f"c{i}", "updatedAt": T0 + timedelta(minutes=i)} for i in range(20)])
+    args = ("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "camel_full",
+            "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir", str(tmp_path / "p"), "--json")
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    reconciliation = json.loads(r.stdout)["tables"][0]["reconciliation"]
+    assert (reconciliation["status"], reconciliation["sample_size"], reconciliation["sample_mismatches"]) == ("match", 20, 0)
+    # the values are compared, not only the ids: a stale value in the source shows as a mismatch
+    import dlt
+
+    from ingestion.config import CollectionConfig, DestinationConfig
+    from ingestion.load.destinations import resolve
+    from ingestion.ops.reconcile import SourceCount, reconcile
+
+    coll.update_one({"_id": "c3"}, {"$set": {"updatedAt": T0 + timedelta(days=5)}})
+    target = resolve(DestinationConfig(warehouse=tmp_path / "w.duckdb"), "incr")
+    pipeline = dlt.pipeline(pipeline_name="atlas_incr_local", destination=target.destination, dataset_name=target.dataset,
+                            pipelines_dir=str(tmp_path / "p"))
+    stale = reconcile(coll, CollectionConfig(name="camel_full"), "camel_full", pipeline, SourceCount(20),
+                      datetime.now(timezone.utc), {"updated_at": "updatedAt"})
+    assert (stale.sample_size, stale.sample_mismatches) == (20, 1)
