@@ -33,9 +33,8 @@ def load_batch(
     first_load: dict[str, bool] = {}
     warnings: dict[str, list[str]] = {}
     for cc in collections:
-        s = stats[cc.name] = CollectionStats(registry=ColumnRegistry.from_schema(stored, table_name(cc.name)))
-        s.expected = counts[cc.name]
-        first_load[cc.name] = not s.registry.kinds
+        s = stats[cc.name] = CollectionStats(expected=counts[cc.name])
+        first_load[cc.name] = not ColumnRegistry.from_schema(stored, table_name(cc.name)).kinds
         warnings[cc.name] = [w for w in [index_warning(client, config.database, cc)] if w]
         for w in warnings[cc.name]:
             log.warning(w)

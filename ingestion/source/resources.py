@@ -118,11 +118,16 @@ def collection_resource(
     batch_docs: int = 10_000,
     max_row_bytes: int | None = None,
 ) -> DltResource:
-    """A dlt resource for one collection; `stats.registry` may hold kinds already in the warehouse."""
+    """A dlt resource for one collection; its registry (`stats.registry`) learns the kinds the
+    warehouse already has when extraction starts."""
     registry = stats.registry
 
     def batches() -> Iterator[Any]:
         collection = client[database][config.name]
+        # The kinds the table already has (dlt hands the resource its stored schema), so a field
+        # that changes type between runs goes to a variant column instead of failing the load.
+        for name, kind in ColumnRegistry.from_schema(dlt.current.source_schema(), table).kinds.items():
+            registry.kinds.setdefault(name, kind)
         state = dlt.current.resource_state()
         last = state.get("last_cursor") if config.mode == "incremental" else None
         if last is not None:

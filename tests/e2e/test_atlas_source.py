@@ -61,3 +61,20 @@ def test_cdc_collections_are_refused_with_the_way_to_run_them(mongo_client, shop
     with pytest.raises(Exception, match="CDC runs through `atlas-ingest run`"):
         atlas_source(database="plain_dlt", client=mongo_client,
                      collection_configs=[CollectionConfig(name="orders", mode="cdc")])
+
+
+def test_a_type_change_between_plain_runs_goes_to_a_variant_column(mongo_client, tmp_path):
+    """The resource reads the column kinds the warehouse already has, as `atlas-ingest run` does."""
+    db = mongo_client["plain_drift"]
+    db.drop_collection("events")
+    db["events"].insert_many([{"_id": "e1", "amount": 5}, {"_id": "e2", "amount": 7}])
+    warehouse = tmp_path / "w.duckdb"
+    pipeline = dlt.pipeline("plain_drift", destination=dlt.destinations.duckdb(str(warehouse)), dataset_name="raw",
+                            pipelines_dir=str(tmp_path / "p"))
+    pipeline.run(atlas_source(database="plain_drift", client=mongo_client))
+    db["events"].update_many({}, {"$set": {"amount": "seven"}})  # every value of the field is text now
+    pipeline.run(atlas_source(database="plain_drift", client=mongo_client))
+    assert rows(warehouse, "select _id, amount, amount__v_text from raw.events order by _id") == [
+        ("e1", None, "seven"), ("e2", None, "seven")]
+    assert rows(warehouse, "select data_type from information_schema.columns where table_name = 'events' "
+                           "and column_name = 'amount'") == [("BIGINT",)]
