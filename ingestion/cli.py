@@ -7,17 +7,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
 
 from ingestion import progress  # noqa: E402
-from ingestion.errors import ConfigError, IngestError  # noqa: E402
+from ingestion.errors import ConfigError, IngestError, PartialFailure  # noqa: E402
 from ingestion.redact import redact_uri  # noqa: E402
+
+if TYPE_CHECKING:
+    from ingestion.ops.summary import RunSummary
 
 EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable or
 collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed,
-7 another run of the same pipeline is in progress"""
+7 another run of the same pipeline is in progress, 8 some collections failed (the others loaded and are recorded)"""
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -34,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="load collections into the warehouse", epilog=EXIT_CODES)
     run.add_argument("--uri", default=os.environ.get("ATLAS_URI"), help="MongoDB URI (default: $ATLAS_URI)")
     run.add_argument("--database", required=True)
-    run.add_argument("--collections", required=True, help="comma-separated collection names")
+    run.add_argument("--collections", help="comma-separated collection names (default: every collection of the database, "
+                     "no views or system.*, as include / exclude in [sources.atlas] select)")
     run.add_argument("--destination", default="local", help="local (DuckDB), s3 (files) or redshift")
     run.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
     run.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables (local, redshift)")
@@ -57,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--flush-interval", type=float, default=5.0, help="--follow: seconds between loads (default 5)")
     run.add_argument("--pipelines-dir", type=Path, help="where dlt keeps pipeline state (default: dlt's)")
     run.add_argument("--batch-docs", type=int, default=10_000, help="documents per batch")
+    run.add_argument("--sample-size", type=int, default=1000, help="documents sampled per collection for schema discovery (0: none)")
+    run.add_argument("--schema-dir", type=Path, default=Path(os.environ.get("ATLAS_SCHEMA_DIR", "schemas")),
+                     help="where schema files go, one per collection: <dir>/<database>/<collection>.yml (default: $ATLAS_SCHEMA_DIR or schemas)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--log-format", default="text", help="text or json (one object per line, for schedulers)")
     run.add_argument("--log-level", default=None, help="debug, info, warning (default) or error; info with --follow")
@@ -102,13 +109,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(
         uri=args.uri,
         database=args.database,
-        collections=[c.strip() for c in args.collections.split(",") if c.strip()],
+        collections=None if args.collections is None else [c.strip() for c in args.collections.split(",") if c.strip()],
         destination=DestinationConfig(
             name=args.destination, warehouse=args.warehouse, dataset=args.dataset,
             bucket_url=args.bucket_url, prefix=args.prefix, file_format=args.file_format,
         ),
         pipelines_dir=args.pipelines_dir,
         batch_docs=args.batch_docs,
+        sample_size=args.sample_size,
+        schema_dir=args.schema_dir,
         follow=args.follow,
         resync=args.resync,
         flush_interval_s=args.flush_interval,
@@ -121,10 +130,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if sys.stderr.isatty() and not (args.no_progress or args.json or args.log_format == "json"):
         progress.enable(sys.stderr)
-    summary = run(config)
-    if args.json:
+    try:
+        summary = run(config)
+    except PartialFailure as exc:
+        _print_summary(exc.summary, args.json)  # what loaded, then the error line
+        raise
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _print_summary(summary: "RunSummary", as_json: bool) -> None:
+    if as_json:
         print(json.dumps(summary.as_dict(), default=str))
-        return 0
+        return
     print(f"pipeline {summary.pipeline}: loaded into {summary.destination} dataset {summary.dataset} in {summary.elapsed_s:.2f} s "
           f"(run {summary.run_id}, recorded in {summary.dataset}._atlas_runs)")
     for t in summary.tables:
@@ -133,6 +151,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             notes.append(f"new columns {', '.join(t.new_columns)}")
         if t.variant_columns:
             notes.append(f"type drift into {', '.join(t.variant_columns)}")
+        if t.widened_columns:
+            notes.append(f"widened {', '.join(t.widened_columns)}")
+        if t.schema_changes:
+            notes.append(f"schema: {t.schema_changes}")
         if t.mode == "cdc":
             read = f"{t.snapshot_docs} snapshot documents, {t.events} change events ({t.deletes} deletes)"
             for reason in t.resyncs:
@@ -145,7 +167,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"    reconciliation: {t.reconciliation.status}: {t.reconciliation.describe()}")
         for w in t.warnings:
             print(f"  warning: {w}")
-    return 0
+    for collection, error in summary.failed.items():
+        print(f"  {collection}: FAILED: {error}")
 
 
 def _cmd_churn(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import dlt
 
 from ingestion.errors import ConfigError
 from ingestion.naming import pipeline_name, validate_name
+from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE
 
 Mode = Literal["full", "incremental", "cdc"]
 MODES: tuple[str, ...] = ("full", "incremental", "cdc")
@@ -176,11 +178,45 @@ class DestinationConfig:
         return (self.bucket_url or os.environ.get("ATLAS_BUCKET_URL") or "").rstrip("/")
 
 
+@dataclass(frozen=True)
+class CollectionSelection:
+    """Which collections a run without `--collections` loads: every collection of the database
+    (views and `system.*` never) whose name matches an `include` pattern and no `exclude` one.
+
+        [sources.atlas]
+        include = ["*"]                  # shell-style patterns (default: every collection)
+        exclude = ["tmp_*", "*_backup"]
+    """
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+    def selects(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.include) and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
+
+
+def _patterns(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [p.strip() for p in value.split(",") if p.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f"sources.atlas.{key} in .dlt/config.toml must be a list of name patterns, e.g. [\"tmp_*\"]")
+    return tuple(value)
+
+
+def collection_selection() -> CollectionSelection:
+    """`include` and `exclude` from `[sources.atlas]` in dlt's config."""
+    include, exclude = dlt.config.get("sources.atlas.include"), dlt.config.get("sources.atlas.exclude")
+    return CollectionSelection(
+        include=_patterns(include, "include") if include is not None else ("*",),
+        exclude=_patterns(exclude, "exclude") if exclude is not None else (),
+    )
+
+
 @dataclass
 class RunConfig:
     uri: str
     database: str
-    collections: list[str]
+    collections: list[str] | None = None  # None: every collection the selection picks
     destination: DestinationConfig = field(default_factory=DestinationConfig)
     pipelines_dir: Path | None = None
     batch_docs: int = 10_000
@@ -190,18 +226,30 @@ class RunConfig:
     follow: bool = False
     flush_interval_s: float = 5.0
     resync: bool = False  # cdc: take a new snapshot now, whatever the stored state
+    # schema discovery: documents sampled per collection (0: none), and where schema files go
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    schema_dir: Path | None = None  # None: no schema files (the CLI writes them to schemas/)
 
     def validate(self) -> list[CollectionConfig]:
+        """The settings of the named collections (none yet when the run loads every collection)."""
         self.destination.validate()
-        if not self.collections:
-            raise ConfigError("no collections given: pass --collections a,b")
-        for name in [self.database, self.destination.dataset, *self.collections]:
+        if self.collections is not None and not self.collections:
+            raise ConfigError("--collections names no collection: pass a,b or leave it out to load every collection")
+        for name in [self.database, self.destination.dataset, *(self.collections or [])]:
             validate_name(name)
         if self.batch_docs < 1:
             raise ConfigError("--batch-docs must be at least 1")
         if self.flush_interval_s <= 0:
             raise ConfigError("--flush-interval must be more than 0 seconds")
-        collections = [collection_config(name, self.overrides) for name in self.collections]
+        if self.sample_size < 0:
+            raise ConfigError("--sample-size must be zero (no discovery) or more")
+        return self.collection_configs(self.collections or [], check_modes=self.collections is not None)
+
+    def collection_configs(self, names: list[str], check_modes: bool = True) -> list[CollectionConfig]:
+        """Validated settings of `names`; `--follow` and `--resync` need a cdc collection among them."""
+        collections = [collection_config(name, self.overrides) for name in names]
+        if not check_modes:
+            return collections
         if self.follow and not any(c.mode == "cdc" for c in collections):
             raise ConfigError("--follow streams changes: it needs --mode cdc")
         if self.resync and not any(c.mode == "cdc" for c in collections):

@@ -37,3 +37,13 @@ class LockedError(IngestError):
     """Another run of the same pipeline holds the lock (exit 7)."""
 
     exit_code = 7
+
+
+class PartialFailure(IngestError):
+    """Some collections of the run failed; the others loaded and were recorded (exit 8)."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, summary: object) -> None:
+        super().__init__(message)
+        self.summary = summary  # the RunSummary of the collections that loaded

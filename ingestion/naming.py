@@ -9,6 +9,8 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from ingestion.errors import ConfigError
 
+# Redshift's identifier limit, in bytes of UTF-8; kept on every destination so models stay portable.
+MAX_IDENTIFIER_BYTES = 127
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,119}$")
 _NAMING = NamingConvention()
 
@@ -28,6 +30,43 @@ def table_name(collection: str) -> str:
 def column_name(field: str) -> str:
     """The warehouse column of a top-level field: dlt's snake_case naming (`updatedAt` -> `updated_at`)."""
     return _NAMING.normalize_identifier(field)
+
+
+class NameCollision(ConfigError):
+    """Two source names map to one warehouse name, or a name does not fit the warehouse."""
+
+
+def checked_column_name(field: str) -> str:
+    """`column_name(field)`, or NameCollision when the column name is longer than the warehouse allows."""
+    return check_length(column_name(field), f"field '{field if len(field) <= 60 else field[:57] + '...'}'")
+
+
+def check_length(name: str, source: str) -> str:
+    """`name` if it fits a warehouse identifier; NameCollision naming `source` otherwise."""
+    size = len(name.encode("utf-8"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise NameCollision(
+            f"{source} maps to a name of {size} bytes, over the {MAX_IDENTIFIER_BYTES}-byte limit of Redshift "
+            "identifiers: leave it out with a projection, or keep it inside a parent object (nested keys stay in the JSON)"
+        )
+    return name
+
+
+def check_table_names(database: str, collections: list[str]) -> dict[str, str]:
+    """Collection -> table for `collections` of `database`; NameCollision when two collections
+    map to one table (`listingsAndReviews` and `listings_and_reviews`)."""
+    tables: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for collection in collections:
+        table = check_length(table_name(collection), f"collection '{collection}'")
+        owner = owners.setdefault(table, collection)
+        if owner != collection:
+            raise NameCollision(
+                f"collections '{owner}' and '{collection}' of database '{database}' both map to table '{table}': "
+                "load one of them per dataset (--collections, or exclude = [...] in [sources.atlas] of .dlt/config.toml)"
+            )
+        tables[collection] = table
+    return tables
 
 
 def pipeline_name(database: str, destination: str) -> str:

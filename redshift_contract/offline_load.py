@@ -105,8 +105,9 @@ def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
 
 
 def record_redshift_load() -> dict[str, list[str]]:
-    """Statements of a full load, an incremental (merge) load and a CDC snapshot (merge with hard
-    deletes, then the sweep of rows the snapshot did not see), keyed by run."""
+    """Statements of a full load, an incremental (merge) load, a CDC snapshot (merge with hard
+    deletes, then the sweep of rows the snapshot did not see) and a column widened from bigint to
+    double precision, keyed by run."""
     from ingestion.config import DestinationConfig, RunConfig
     from ingestion.ops.run import run
 
@@ -132,4 +133,31 @@ def record_redshift_load() -> dict[str, list[str]]:
                         pipelines_dir=work / "pipelines" / name, overrides=overrides,
                     ))
                 runs[name] = log
+            runs["widen_column"] = _record_widening(uri, work)
     return runs
+
+
+def _record_widening(uri: str, work: Path) -> list[str]:
+    """A stored bigint column that receives a double: the second run's statements. The offline
+    driver returns no rows, so the warehouse's answer to "what type is the column" is given."""
+    from pymongo import MongoClient
+
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
+
+    def load() -> None:
+        run(RunConfig(uri=uri, database="operations", collections=["readings"],
+                      destination=DestinationConfig(name="redshift", bucket_url="s3://offline-staging"),
+                      pipelines_dir=work / "pipelines" / "widen_column"))
+
+    with MongoClient(uri) as client:
+        readings = client["operations"]["readings"]
+        readings.insert_many([{"_id": 1, "value": 1}, {"_id": 2, "value": 2}])
+        with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection([])):
+            load()
+        readings.insert_one({"_id": 3, "value": 2.5})
+    log: list[str] = []
+    with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)), \
+            mock.patch("ingestion.source.widen.stored_column_type", lambda *a: "bigint"):
+        load()
+    return log

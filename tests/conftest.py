@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -40,10 +41,14 @@ def mongo_client(mongo_server: LocalServer) -> Iterator[MongoClient]:
         yield client
 
 
+# Schema files of CLI runs go here unless a test names its own folder: never into the checkout.
+CLI_SCHEMA_DIR = Path(tempfile.mkdtemp(prefix="atlas-schemas-"))
+
+
 def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "atlas-ingest"), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "ATLAS_SCHEMA_DIR": str(CLI_SCHEMA_DIR), **(env or {})},
     )
 
 

@@ -14,7 +14,7 @@ import re
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import DestinationConfig
-from ingestion.errors import DestinationError
+from ingestion.errors import DestinationError, IngestError
 from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, exception_chain, is_out_of_memory
 from ingestion.redact import redact_uri
 
@@ -79,3 +79,10 @@ def destination_error(exc: PipelineStepFailed, destination: DestinationConfig) -
             f"and rerun; this load was discarded ({detail[:200]})"
         )
     return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")
+
+
+def step_error(exc: PipelineStepFailed, destination: DestinationConfig) -> IngestError:
+    """The error a failed pipeline step stands for: ours when extraction raised one (a name
+    collision, MongoDB going away), else the destination's failure as `destination_error` names it."""
+    ours = next((e for e in exception_chain(exc.exception) if isinstance(e, IngestError)), None)
+    return ours if ours is not None else destination_error(exc, destination)

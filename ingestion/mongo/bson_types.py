@@ -109,8 +109,9 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-def to_decimal(value: Decimal128) -> Decimal:
-    return value.to_decimal()
+def to_decimal(value: Decimal128 | int) -> Decimal:
+    """Decimal128 exactly; an integer sharing a decimal column as the same exact number."""
+    return value.to_decimal() if isinstance(value, Decimal128) else Decimal(int(value))
 
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -177,6 +178,43 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     DECIMAL: to_decimal,
     JSON: to_json,
 }
+
+
+# Numbers of different BSON types in one field share one column of the widest kind that holds
+# them: integers (int32, int64) widen to double or to decimal. Doubles and decimals have no
+# common exact type, so that one mix keeps a variant column.
+_WIDER_NUMBER: dict[frozenset[str], str] = {
+    frozenset({BIGINT, DOUBLE}): DOUBLE,
+    frozenset({BIGINT, DECIMAL}): DECIMAL,
+}
+
+
+def common_kind(kinds: set[str] | frozenset[str]) -> str | None:
+    """The one column kind that holds values of all `kinds` (one kind, or numbers that widen);
+    None when they need more than one column."""
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return _WIDER_NUMBER.get(frozenset(kinds))
+
+
+# MongoDB's names for BSON types (the aliases `$type` takes), for schema discovery.
+_BSON_TYPE_NAMES: dict[type, str] = {
+    float: "double", str: "string", dict: "object", list: "array", Binary: "binData", bytes: "binData",
+    uuid.UUID: "binData", ObjectId: "objectId", bool: "bool", datetime: "date", DatetimeMS: "date",
+    type(None): "null", Regex: "regex", re.Pattern: "regex", Code: "javascript", Int64: "long",
+    Timestamp: "timestamp", Decimal128: "decimal", MinKey: "minKey", MaxKey: "maxKey",
+}
+_INT32 = range(-(2**31), 2**31)
+
+
+def bson_type_name(value: Any) -> str:
+    """MongoDB's name of a decoded value's BSON type (`int` for int32, `long` for int64)."""
+    if type(value) is int:
+        return "int" if value in _INT32 else "long"
+    name = _BSON_TYPE_NAMES.get(type(value))
+    if name is None:
+        name = next((n for t, n in _BSON_TYPE_NAMES.items() if isinstance(value, t)), "unknown")
+    return name
 
 
 def id_to_text(value: Any) -> str:

@@ -1,8 +1,10 @@
-"""Full and incremental collections: extracted by `atlas_source` and loaded in one dlt run."""
+"""Full and incremental collections: extracted by `atlas_source` and loaded one collection per
+dlt run, so that one collection's failure leaves the others loaded."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import dlt
 from dlt.common.schema import Schema
@@ -11,10 +13,11 @@ from pymongo import MongoClient
 
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
-from ingestion.load.failures import destination_error
+from ingestion.load.failures import step_error
 from ingestion.load.memory import load_within_memory
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan, index_warning
+from ingestion.ops.schema_files import update_schema_file
 from ingestion.ops.summary import TableSummary
 from ingestion.source.atlas import atlas_source
 from ingestion.source.batches import ColumnRegistry
@@ -23,48 +26,67 @@ from ingestion.source.resources import CollectionStats
 log = logging.getLogger("atlas_ingest")
 
 
+@dataclass
+class CollectionFailure:
+    """A collection whose load failed; the run went on with the others."""
+
+    config: CollectionConfig
+    error: IngestError
+
+
 def load_batch(
     client: MongoClient, plan: Plan, pipeline: dlt.Pipeline, collections: list[CollectionConfig],
     stored: Schema | None, counts: dict[str, int | None],
-) -> list[TableSummary]:
-    """Load `collections` and check that every document read was loaded or quarantined."""
-    config, target = plan.config, plan.target
-    stats: dict[str, CollectionStats] = {}
-    first_load: dict[str, bool] = {}
-    warnings: dict[str, list[str]] = {}
+) -> tuple[list[TableSummary], list[CollectionFailure]]:
+    """Load each of `collections` in a dlt run of its own; a failed one is aborted (dlt keeps the
+    state it had, so no cursor moves past rows that are not in the warehouse) and reported."""
+    tables: list[TableSummary] = []
+    failures: list[CollectionFailure] = []
     for cc in collections:
-        s = stats[cc.name] = CollectionStats(expected=counts[cc.name])
-        first_load[cc.name] = not ColumnRegistry.from_schema(stored, table_name(cc.name)).kinds
-        warnings[cc.name] = [w for w in [index_warning(client, config.database, cc)] if w]
-        for w in warnings[cc.name]:
-            log.warning(w)
+        try:
+            tables.append(_load_collection(client, plan, pipeline, cc, stored, counts[cc.name]))
+        except (IngestError, PipelineStepFailed) as exc:
+            if pipeline.has_pending_data:
+                pipeline.abort_packages()
+            error = step_error(exc, plan.config.destination) if isinstance(exc, PipelineStepFailed) else exc
+            failures.append(CollectionFailure(cc, error))
+    return tables, failures
+
+
+def _load_collection(
+    client: MongoClient, plan: Plan, pipeline: dlt.Pipeline, cc: CollectionConfig, stored: Schema | None,
+    expected: int | None,
+) -> TableSummary:
+    """Load one collection and check that every document read was loaded or quarantined."""
+    config, target = plan.config, plan.target
+    table = table_name(cc.name)
+    s = CollectionStats(expected=expected)
+    first_load = not ColumnRegistry.from_schema(stored, table).kinds
+    warnings = [w for w in [index_warning(client, config.database, cc)] if w]
+    for w in warnings:
+        log.warning(w)
     # The source is named after the pipeline, as the pipeline's state and schema always were.
     source = atlas_source.with_args(name=config.pipeline_name)(
-        database=config.database, client=client, stats=stats, collection_configs=collections,
+        database=config.database, client=client, stats={cc.name: s}, collection_configs=[cc],
         batch_docs=config.batch_docs, item_format=target.item_format, max_row_bytes=target.max_row_bytes,
+        sample_size=config.sample_size,
     )
-    # fifo: each collection is extracted whole, in order (one collection's batches in memory at a time).
-    dlt.config["extract.next_item_mode"] = "fifo"
-    try:
-        load_within_memory(pipeline, target.duckdb_credentials,
-                           lambda: pipeline.run(source, loader_file_format=target.loader_file_format))
-    except PipelineStepFailed as exc:
-        raise destination_error(exc, config.destination) from None
+    load_within_memory(pipeline, target.duckdb_credentials,
+                       lambda: pipeline.run(source, loader_file_format=target.loader_file_format))
     trace = pipeline.last_trace
     row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    tables = []
-    for cc in collections:
-        table, s = table_name(cc.name), stats[cc.name]
-        # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
-        loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
-        if s.documents_read != loaded + len(s.quarantine):
-            raise IngestError(
-                f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
-                f"and quarantined {len(s.quarantine)}"
-            )
-        tables.append(TableSummary(
-            cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
-            s.registry.new_columns, s.registry.variant_columns, warnings[cc.name], first_load[cc.name],
-            source_fields=s.registry.fields,
-        ))
-    return tables
+    # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
+    loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
+    if s.documents_read != loaded + len(s.quarantine):
+        raise IngestError(
+            f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
+            f"and quarantined {len(s.quarantine)}"
+        )
+    summary = TableSummary(
+        cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
+        s.registry.new_columns, s.registry.variant_columns, warnings, first_load,
+        source_fields=s.registry.fields,
+        widened_columns=[c for c in dict.fromkeys(s.registry.widened) if c in s.registry.stored],
+    )
+    update_schema_file(plan, summary, s.schema, s.registry)
+    return summary

@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from ingestion.cdc.sync import CollectionSync, Target, stop_on_signals
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
-from ingestion.load.failures import destination_error
+from ingestion.load.failures import step_error
 from ingestion.mongo.change_stream import cluster_time
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan
@@ -52,7 +52,7 @@ def load_cdc(
                 if sync.pending:
                     sync.flush()
     except PipelineStepFailed as exc:
-        raise destination_error(exc, config.destination) from None
+        raise step_error(exc, config.destination) from None
     finally:
         for _, sync in syncs:
             sync.close()

@@ -13,10 +13,11 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from ingestion.config import CollectionConfig, RunConfig
+from ingestion.config import CollectionConfig, RunConfig, collection_selection
 from ingestion.errors import SourceError
 from ingestion.load.destinations import ResolvedDestination, resolve
-from ingestion.naming import table_name
+from ingestion.mongo.connect import collection_names
+from ingestion.naming import check_table_names, table_name
 from ingestion.redact import redact_uri
 
 
@@ -54,6 +55,20 @@ def followed_tables(plan: Plan) -> set[str]:
         table for source in pipeline.state.get("sources", {}).values()
         for table, resource in source.get("resources", {}).items() if "cdc" in resource
     }
+
+
+def select_collections(client: MongoClient, plan: Plan) -> None:
+    """A run without `--collections` loads every collection of the database (no views, no
+    `system.*`) that the `include` / `exclude` patterns of `[sources.atlas]` select. Then no two
+    collections may map to one table."""
+    if plan.config.collections is None:
+        selection = collection_selection()
+        names = [n for n in collection_names(client[plan.config.database]) if selection.selects(n)]
+        if not names:
+            raise SourceError(f"database '{plan.config.database}' has no collection to load (views and system.* are "
+                              "never loaded; check include / exclude in [sources.atlas] of .dlt/config.toml)")
+        plan.collections = plan.config.collection_configs(names)
+    check_table_names(plan.config.database, [c.name for c in plan.collections])
 
 
 def check_collections_exist(client: MongoClient, plan: Plan) -> None:

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from ingestion.config import CollectionConfig
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan
 from ingestion.ops.run_history import RunRecord, record_runs
@@ -26,8 +27,10 @@ def record_failure(plan: Plan, error: str, ended_at: datetime) -> None:
                   for cc in plan.collections])
 
 
-def record_success(plan: Plan, tables: list[TableSummary], ended_at: datetime) -> None:
+def record_results(plan: Plan, tables: list[TableSummary], failed: list[tuple[CollectionConfig, str]], ended_at: datetime) -> None:
+    """A run that got to its end: a row per collection that loaded, and one per collection that failed."""
     records = [run_record(t, plan.started_at, ended_at) for t in tables]
+    records += [RunRecord(cc.name, plan.started_at, ended_at, "failed", cc.mode, table_name(cc.name), error) for cc, error in failed]
     record(plan, records)
     for rec in records:  # for schedulers reading --log-format json
         log.info("run %s: collection '%s' %s", plan.run_id, rec.collection, rec.status,
@@ -43,6 +46,7 @@ def run_record(t: TableSummary, started_at: datetime, ended_at: datetime) -> Run
         "variant_columns": ",".join(t.variant_columns) or None,
         "snapshot_docs": t.snapshot_docs, "change_events": t.events, "deletes": t.deletes,
         "resyncs": "; ".join(t.resyncs) or None,
+        "widened_columns": ",".join(t.widened_columns) or None, "schema_changes": t.schema_changes,
     }
     if r is not None:
         values.update(source_count=r.source_count, warehouse_count=r.warehouse_count, live_rows_only=r.live_rows_only,

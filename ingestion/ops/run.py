@@ -12,15 +12,17 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import RunConfig
-from ingestion.errors import IngestError
-from ingestion.load.failures import destination_error
+from ingestion.errors import IngestError, PartialFailure
+from ingestion.load.failures import step_error
 from ingestion.load.recovery import finish_or_discard_pending
 from ingestion.mongo.connect import connect
-from ingestion.ops.load_batch import load_batch
+from ingestion.naming import NameCollision, table_name
+from ingestion.ops.load_batch import CollectionFailure, load_batch
 from ingestion.ops.load_cdc import load_cdc
-from ingestion.ops.plan import Plan, check_collections_exist, plan
+from ingestion.ops.plan import Plan, check_collections_exist, plan, select_collections
 from ingestion.ops.reconcile import DIVERGED, count_before_run, reconcile_table
-from ingestion.ops.record import record_failure, record_success
+from ingestion.ops.record import record_failure, record_results
+from ingestion.ops.run_history import tables_of_other_pipelines
 from ingestion.ops.run_lock import RunLock
 from ingestion.ops.summary import RunSummary
 
@@ -35,10 +37,30 @@ def run(config: RunConfig) -> RunSummary:
     the_plan = plan(config)
     with RunLock(the_plan.lock_path, config.pipeline_name):
         try:
-            return _run(the_plan)
+            summary, failures = _run(the_plan)
         except IngestError as exc:
             record_failure(the_plan, str(exc), datetime.now(timezone.utc))
             raise
+    if failures and not summary.tables:
+        raise failures[0].error
+    if failures:
+        names = ", ".join(f"'{f.config.name}'" for f in failures)
+        raise PartialFailure(
+            f"{len(failures)} of {len(failures) + len(summary.tables)} collections failed ({names}; first: {failures[0].error}); "
+            f"the others loaded and are recorded in {summary.dataset}._atlas_runs", summary)
+    return summary
+
+
+def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
+    """A table another database's runs loaded into this dataset is not replaced or merged into:
+    two databases with a same-named collection need a dataset each."""
+    owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
+    if owners:
+        table, owner = next(iter(owners.items()))
+        raise NameCollision(
+            f"table '{p.target.dataset}.{table}' already holds a collection loaded by pipeline '{owner}' (another database): "
+            f"load database '{p.config.database}' into a dataset of its own, e.g. --dataset raw_{p.config.database.lower()}"
+        )
 
 
 def _pipeline(p: Plan) -> dlt.Pipeline:
@@ -56,21 +78,25 @@ def _pipeline(p: Plan) -> dlt.Pipeline:
     )
 
 
-def _run(p: Plan) -> RunSummary:
+def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
+    """The run's summary and the collections that failed (recorded as failed, each with its error)."""
     started = time.monotonic()
     config, target = p.config, p.target
     client = connect(config.uri, config.server_timeout_ms)
     try:
         db = client[config.database]
+        select_collections(client, p)
         check_collections_exist(client, p)
         cdc_count_time, counts_before = count_before_run(client, db, p.collections)
         pipeline = _pipeline(p)
         try:
             finish_or_discard_pending(pipeline, target.is_sql)
+            if target.is_sql:
+                check_tables_are_ours(p, pipeline)
             stored = pipeline.default_schema if pipeline.default_schema_name else None
             batch_collections = [cc for cc in p.collections if cc.mode != "cdc"]
             cdc_collections = [cc for cc in p.collections if cc.mode == "cdc"]
-            tables = load_batch(client, p, pipeline, batch_collections, stored, counts_before) if batch_collections else []
+            tables, failures = load_batch(client, p, pipeline, batch_collections, stored, counts_before) if batch_collections else ([], [])
             if cdc_collections:
                 tables += load_cdc(client, p, pipeline, cdc_collections, stored, counts_before, cdc_count_time)
         except (IngestError, PipelineStepFailed) as exc:
@@ -79,7 +105,7 @@ def _run(p: Plan) -> RunSummary:
             if pipeline.has_pending_data:
                 pipeline.abort_packages()
             if isinstance(exc, PipelineStepFailed):
-                raise destination_error(exc, config.destination) from None
+                raise step_error(exc, config.destination) from None
             raise
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
@@ -91,8 +117,9 @@ def _run(p: Plan) -> RunSummary:
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
                 log.warning("collection '%s': %s", t.collection, t.warnings[-1])
-        record_success(p, tables, datetime.now(timezone.utc))
+        record_results(p, tables, [(f.config, str(f.error)) for f in failures], datetime.now(timezone.utc))
     finally:
         client.close()
-    return RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
-                      tables, p.run_id)
+    summary = RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
+                         tables, p.run_id, failed={f.config.name: str(f.error) for f in failures})
+    return summary, failures

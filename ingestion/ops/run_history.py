@@ -35,6 +35,8 @@ RUN_COLUMNS: dict[str, dict[str, Any]] = {
     "quarantined": {"data_type": "bigint"},
     "new_columns": {"data_type": "text"},
     "variant_columns": {"data_type": "text"},
+    "widened_columns": {"data_type": "text"},
+    "schema_changes": {"data_type": "text"},
     "snapshot_docs": {"data_type": "bigint"},
     "change_events": {"data_type": "bigint"},
     "deletes": {"data_type": "bigint"},
@@ -70,6 +72,26 @@ class RunRecord:
                    mode=self.mode, destination=destination, started_at=self.started_at, ended_at=self.ended_at,
                    status=self.status, error=redact_uri(self.error)[:2000] if self.error else None)
         return row
+
+
+def tables_of_other_pipelines(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
+    """Table -> the other pipeline (another database) whose runs loaded it into this dataset, from
+    `_atlas_runs`; nothing when the dataset has no run history yet."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    if not tables:
+        return {}
+    placeholders = ", ".join(["%s"] * len(tables))
+    try:
+        with pipeline.sql_client() as sql:
+            rows = sql.execute_sql(
+                f"select table_name, min(pipeline_name) from {sql.make_qualified_table_name(RUNS_TABLE)} "
+                f"where status = 'succeeded' and pipeline_name <> %s and table_name in ({placeholders}) group by table_name",
+                pipeline.pipeline_name, *tables,
+            )
+    except DatabaseUndefinedRelation:
+        return {}
+    return {str(table): str(owner) for table, owner in rows or []}
 
 
 def record_runs(

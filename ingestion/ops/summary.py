@@ -30,6 +30,10 @@ class TableSummary:
     # warehouse column -> source field, for the fields this run saw (`updated_at` -> `updatedAt`)
     source_fields: dict[str, str] = field(default_factory=dict)
     reconciliation: Reconciliation | None = None
+    # stored columns this run widened (bigint -> double precision), the schema file, what it gained
+    widened_columns: list[str] = field(default_factory=list)
+    schema_file: str | None = None
+    schema_changes: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("reconciliation", "changed_since_count", "source_fields")}
@@ -47,6 +51,8 @@ class RunSummary:
     elapsed_s: float
     tables: list[TableSummary]
     run_id: str | None = None
+    # collection -> error, for the collections that failed while the others loaded
+    failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,4 +63,5 @@ class RunSummary:
             "run_id": self.run_id,
             "elapsed_s": round(self.elapsed_s, 3),
             "tables": [t.as_dict() for t in self.tables],
+            "failed": self.failed,
         }

@@ -21,7 +21,8 @@ from dlt.extract.resource import DltResource
 from ingestion.config import CollectionConfig, collection_config
 from ingestion.errors import ConfigError
 from ingestion.mongo.connect import collection_names, connect
-from ingestion.naming import table_name
+from ingestion.naming import check_table_names, table_name
+from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE
 from ingestion.source.resources import CollectionStats, ItemFormat, collection_resource
 
 
@@ -33,6 +34,7 @@ def atlas_source(
     batch_docs: int = 10_000,
     item_format: str = "arrow",
     max_row_bytes: int | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
     client: Any = None,
     stats: dict[str, CollectionStats] | None = None,
     collection_configs: Sequence[CollectionConfig] | None = None,
@@ -44,7 +46,9 @@ def atlas_source(
     resources run, receives per-collection counts and quarantined documents (pre-filled entries
     carry column kinds already in the warehouse); `collection_configs` replaces the settings read
     from dlt's config. `item_format` "jsonl" yields gzip JSON-lines files (for Redshift COPY and
-    the S3 jsonl landing zone), "arrow" Arrow tables.
+    the S3 jsonl landing zone), "arrow" Arrow tables. Each resource first discovers its
+    collection's schema from a sample of `sample_size` documents (0: none), so that numbers of
+    mixed BSON types share one column from the first load.
     """
     if item_format not in ("arrow", "jsonl"):
         raise ConfigError(f"item_format must be 'arrow' or 'jsonl' (got '{item_format}')")
@@ -58,10 +62,11 @@ def atlas_source(
     cdc = [c.name for c in configs if c.mode == "cdc"]
     if cdc:
         raise ConfigError(f"collection '{cdc[0]}' is in cdc mode: CDC runs through `atlas-ingest run`, not as a dlt resource")
+    check_table_names(database, [c.name for c in configs])
     stats = stats if stats is not None else {}
     format_: ItemFormat = "jsonl" if item_format == "jsonl" else "arrow"
     return [
         collection_resource(mongo, database, config, table_name(config.name), stats.setdefault(config.name, CollectionStats()),
-                            format_, batch_docs, max_row_bytes)
+                            format_, batch_docs, max_row_bytes, sample_size)
         for config in configs
     ]

@@ -3,8 +3,9 @@
 Converting whole columns at once (instead of handing dlt one dict per document) keeps the
 per-document Python work to a key lookup, and dlt then writes or imports files without
 normalizing rows. A field seen with a second type lands in a variant column
-`<column>__v_<kind>` (dlt's own convention), and a document that cannot be converted is
-quarantined with the reason: nothing is dropped silently.
+`<column>__v_<kind>` (dlt's own convention), numbers of different BSON types share one column of
+their common kind, and a document that cannot be converted is quarantined with the reason:
+nothing is dropped silently. Two fields that would share a column stop the load.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from ingestion.mongo.bson_types import (
     DOUBLE,
     JSON,
     TEXT,
+    common_kind,
     id_to_text,
     kind_of,
     non_finite_text,
 )
-from ingestion.naming import column_name
+from ingestion.naming import NameCollision, check_length, checked_column_name
+from ingestion.schema.discovery import CollectionSchema, planned_kind
 
 EXTRACTED_AT = "_atlas_extracted_at"
 MAX_ID_CHARS = 512  # `_id` column width; a longer `_id` (as text) is quarantined
@@ -49,46 +52,76 @@ class Quarantined:
 
 @dataclass
 class ColumnRegistry:
-    """Columns of one table: kind as first seen (or as stored), and the field each came from.
-    Later batches must agree with the kind or go to a variant column."""
+    """Columns of one table: each column's kind and the field it came from.
+
+    A column's kind is the kind it has in the warehouse (`stored`), else the kind discovery
+    planned for its field (`planned`), else the first kind seen. Numbers that widen share the
+    column (an int column that receives a double becomes double: `widenings` lists the stored
+    columns whose warehouse type must change before the load); any other kind goes to a
+    variant column `<column>__v_<kind>`."""
 
     kinds: dict[str, str] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
     new_columns: list[str] = field(default_factory=list)
     variant_columns: list[str] = field(default_factory=list)
+    stored: set[str] = field(default_factory=set)
+    planned: dict[str, str] = field(default_factory=dict)
+    widened: list[str] = field(default_factory=list)
+    widenings: dict[str, str] = field(default_factory=dict)
 
     def column_name(self, key: str) -> str:
-        """The warehouse column of a top-level field; raises ValueError when two fields collide."""
-        name = column_name(key)
+        """The warehouse column of a top-level field; raises NameCollision when two fields
+        collide or the name is too long for the warehouse."""
+        name = checked_column_name(key)
         owner = self.fields.setdefault(name, key)
         if owner != key:
-            raise ValueError(f"fields '{owner}' and '{key}' both map to column '{name}'")
+            raise NameCollision(
+                f"fields '{owner}' and '{key}' both map to column '{name}': leave one out with a projection "
+                f"(projection = '{{\"{key}\": 0}}' in [sources.atlas.collections.<name>] of .dlt/config.toml)"
+            )
         return name
 
     def column_for(self, name: str, kind: str) -> str:
         known = self.kinds.get(name)
         if known is None:
-            self.kinds[name] = kind
+            # A new column takes the kind discovery planned for its field, whatever comes first.
+            self.kinds[name] = self.planned.get(name, kind)
             self.new_columns.append(name)
-            return name
+            return self.column_for(name, kind)
         if known == kind:
+            return name
+        wider = common_kind({known, kind})
+        if wider == known:
+            return name
+        if wider == kind:
+            self.kinds[name] = kind
+            self.widened.append(name)
+            if name in self.stored:
+                self.widenings[name] = kind
             return name
         variant = f"{name}__v_{kind}"
         if variant not in self.kinds:
+            check_length(variant, f"the variant column of '{self.fields.get(name, name)}'")
             self.kinds[variant] = kind
             self.variant_columns.append(variant)
         return variant
+
+    def seed(self, stored: dict[str, str]) -> None:
+        """The kinds the warehouse table already has: they win over the first kind seen."""
+        for name, kind in stored.items():
+            self.kinds.setdefault(name, kind)
+            self.stored.add(name)
+
+    def take_widenings(self) -> dict[str, str]:
+        """Stored columns to widen in the warehouse (column -> new kind), once each."""
+        pending, self.widenings = self.widenings, {}
+        return pending
 
     @classmethod
     def from_schema(cls, schema: Any, table: str) -> "ColumnRegistry":
         """The kinds a table already has in a stored dlt schema, so type drift is seen across runs."""
         registry = cls()
-        if schema is not None:
-            columns = schema.tables.get(table, {}).get("columns", {})
-            registry.kinds.update({
-                name: col["data_type"] for name, col in columns.items()
-                if "data_type" in col and not name.startswith("_dlt") and not name.startswith("_atlas")
-            })
+        registry.seed(stored_kinds(schema, table))
         return registry
 
     def dlt_columns(self) -> dict[str, dict[str, Any]]:
@@ -104,6 +137,28 @@ class ColumnRegistry:
         columns["_id"].update(primary_key=True, precision=MAX_ID_CHARS, cluster=True)
         columns[EXTRACTED_AT] = {"name": EXTRACTED_AT, "data_type": "timestamp", "nullable": True, "sort": True}
         return columns
+
+
+def stored_kinds(schema: Any, table: str) -> dict[str, str]:
+    """Column kinds of `table` in a dlt schema (none when there is no schema or table)."""
+    if schema is None:
+        return {}
+    columns = schema.tables.get(table, {}).get("columns", {})
+    return {
+        name: col["data_type"] for name, col in columns.items()
+        if "data_type" in col and not name.startswith("_dlt") and not name.startswith("_atlas")
+    }
+
+
+def plan_columns(registry: ColumnRegistry, schema: CollectionSchema) -> None:
+    """Column kinds for the top-level fields of a discovered schema, so that, from the first load,
+    int and double values of a field share one double column. Raises NameCollision for fields
+    that would share a column, before anything is loaded."""
+    for profile in schema.top_level():
+        name = registry.column_name(profile.path)
+        kind = planned_kind(profile.types)
+        if kind is not None and name != "_id":
+            registry.planned[name] = kind
 
 
 @dataclass
@@ -159,13 +214,13 @@ class ConvertedBatch:
 
 
 def _convert_column(values: list[Any], registry: ColumnRegistry, name: str, failed: dict[int, str]) -> dict[str, list[Any]]:
-    """One field's values to one column per kind (usually exactly one)."""
+    """One field's values to one column per kind (usually exactly one: numbers of different
+    BSON types share the column of their common kind)."""
     n = len(values)
-    kinds = {kind_of(v) for v in values if v is not None}
-    if len(kinds) == 1:
-        kind = kinds.pop()
+    kind = common_kind({kind_of(v) for v in values if v is not None})
+    if kind is not None:
         target = registry.column_for(name, kind)
-        convert = CONVERTERS[kind]
+        convert = CONVERTERS[registry.kinds[target]]
         try:
             return {target: [None if v is None else convert(v) for v in values]}
         except Exception:  # find the documents at fault below, value by value
@@ -174,13 +229,12 @@ def _convert_column(values: list[Any], registry: ColumnRegistry, name: str, fail
     for i, value in enumerate(values):
         if value is None:
             continue
-        kind = kind_of(value)
+        target = registry.column_for(name, kind_of(value))
         try:
-            converted = CONVERTERS[kind](value)
+            converted = CONVERTERS[registry.kinds[target]](value)
         except Exception as exc:
             failed.setdefault(i, f"field '{name}': {type(exc).__name__}: {exc}")
             continue
-        target = registry.column_for(name, kind)
         out.setdefault(target, [None] * n)[i] = converted
     return out
 
@@ -211,13 +265,7 @@ def convert_documents(
     registry.fields.setdefault("_id", "_id")
 
     for key, values in by_field.items():
-        try:
-            name = registry.column_name(key)
-        except ValueError as exc:
-            for i, v in enumerate(values):
-                if v is not None:
-                    failed.setdefault(i, str(exc))
-            continue
+        name = registry.column_name(key)
         for target, column in _convert_column(values, registry, name, failed).items():
             columns[target] = column
 

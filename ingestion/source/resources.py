@@ -23,8 +23,19 @@ from pymongo import MongoClient
 from ingestion import progress
 from ingestion.config import CollectionConfig
 from ingestion.mongo.reads import id_range_filters, read_parallel
-from ingestion.source.batches import LOAD_ID, ColumnRegistry, ConvertedBatch, Quarantined, convert_documents, quarantine_rows
+from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE, CollectionSchema, discover
+from ingestion.source.batches import (
+    LOAD_ID,
+    ColumnRegistry,
+    ConvertedBatch,
+    Quarantined,
+    convert_documents,
+    plan_columns,
+    quarantine_rows,
+    stored_kinds,
+)
 from ingestion.source.cursors import decode_cursor, encode_cursor, incremental_filters, max_cursor
+from ingestion.source.widen import widen_columns
 
 QUARANTINE_TABLE = "_atlas_quarantine"
 ItemFormat = Literal["arrow", "jsonl"]
@@ -39,6 +50,9 @@ class _HideArrowHintMerge(logging.Filter):
 
 
 logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
+# A column can widen within one run (int64 batches, then float64 ones): dlt's writer may
+# concatenate batches of one table, and must promote their types to do so.
+dlt.config["data_writer.arrow_concat_promote_options"] = "permissive"
 
 
 @dataclass
@@ -52,6 +66,7 @@ class CollectionStats:
     cursor_to: Any = None
     registry: ColumnRegistry = field(default_factory=ColumnRegistry)
     expected: int | None = None  # documents the run expects to read, when known (for progress)
+    schema: CollectionSchema | None = None  # what discovery's sample held, when it ran
 
 
 QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {
@@ -91,7 +106,11 @@ def emit_batch(
     max_row_bytes: int | None,
 ) -> Iterator[Any]:
     """A converted batch as a dlt item: an Arrow table, or a gzip JSON-lines file in `tmp` that
-    dlt imports as it is. Rows over `max_row_bytes` join the batch's quarantine."""
+    dlt imports as it is. Rows over `max_row_bytes` join the batch's quarantine. Stored columns
+    the batch widened are widened in the warehouse first."""
+    widenings = stats.registry.take_widenings()
+    if widenings:
+        widen_columns(dlt.current.pipeline(), table, widenings)
     if item_format == "arrow":
         stats.rows_written += batch.size
         yield dlt.mark.with_hints(batch.to_arrow(), dlt.mark.make_hints(columns=columns))
@@ -117,17 +136,21 @@ def collection_resource(
     item_format: ItemFormat = "arrow",
     batch_docs: int = 10_000,
     max_row_bytes: int | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
 ) -> DltResource:
     """A dlt resource for one collection; its registry (`stats.registry`) learns the kinds the
-    warehouse already has when extraction starts."""
+    warehouse already has, and those discovery plans from a sample of `sample_size` documents
+    (0: no sample), when extraction starts."""
     registry = stats.registry
 
     def batches() -> Iterator[Any]:
         collection = client[database][config.name]
         # The kinds the table already has (dlt hands the resource its stored schema), so a field
-        # that changes type between runs goes to a variant column instead of failing the load.
-        for name, kind in ColumnRegistry.from_schema(dlt.current.source_schema(), table).kinds.items():
-            registry.kinds.setdefault(name, kind)
+        # that changes type between runs widens its column or goes to a variant column.
+        registry.seed(stored_kinds(dlt.current.source_schema(), table))
+        if sample_size:
+            stats.schema = discover(collection, sample_size, config.filter, config.projection)
+            plan_columns(registry, stats.schema)  # a name collision stops here, before anything is read
         state = dlt.current.resource_state()
         last = state.get("last_cursor") if config.mode == "incremental" else None
         if last is not None:

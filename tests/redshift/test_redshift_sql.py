@@ -155,7 +155,7 @@ def test_truncate_inside_a_transaction_is_refused():
 
 
 def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
-    assert set(compiled["ingestion"]) == {"full_load", "incremental_merge", "cdc_merge"}
+    assert set(compiled["ingestion"]) == {"full_load", "incremental_merge", "cdc_merge", "widen_column"}
     full = (OUTPUT / compiled["ingestion"]["full_load"]).read_text()
     table = re.search(r'CREATE TABLE "raw_atlas_staging"."customer_activity" \((.*?)\);', full, re.DOTALL)
     assert table, "no staging table DDL recorded"
@@ -175,6 +175,24 @@ def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
     assert 'DELETE FROM "raw_atlas"."customer_activity"' in full and "TRUNCATE" not in full
     merge = (OUTPUT / compiled["ingestion"]["incremental_merge"]).read_text()
     assert re.search(r'DELETE FROM "raw_atlas"."customer_activity" WHERE EXISTS .*"_id" = ', merge)
+
+
+def test_a_bigint_column_is_widened_to_double_precision_in_one_transaction(compiled):
+    sql = (OUTPUT / compiled["ingestion"]["widen_column"]).read_text()
+    table, new = '"raw_atlas"."readings"', '"value__atlas_widened"'
+    steps = [
+        f"alter table {table} add column {new} double precision",
+        f'update {table} set {new} = "value"',
+        f'alter table {table} drop column "value"',
+        f'alter table {table} rename column {new} to "value"',
+    ]
+    positions = [sql.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), positions
+    # before the COPY of the rows that need the wider type, and inside one transaction
+    assert positions[-1] < sql.find('COPY "raw_atlas_staging"."readings"')
+    begin = sql.rfind("BEGIN", 0, positions[0])
+    assert begin != -1 and "COMMIT" not in sql[begin:positions[-1]] and "COMMIT" in sql[positions[-1]:]
+    assert 'drop table if exists "raw_atlas_staging"."readings"' in sql
 
 
 def test_cdc_merge_applies_hard_deletes_and_sweeps_by_snapshot(compiled):

@@ -3,8 +3,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 from bson import Decimal128, Int64, ObjectId
 
+from ingestion.naming import NameCollision
 from ingestion.source.batches import EXTRACTED_AT, ColumnRegistry, convert_documents
 
 
@@ -74,11 +76,40 @@ def test_document_without_id_is_quarantined():
     assert [(q.document_id, q.reason) for q in batch.quarantined] == [("", "document has no _id")]
 
 
-def test_fields_colliding_on_one_column_are_quarantined_not_merged():
+def test_fields_colliding_on_one_column_stop_the_load_naming_both():
     reg = ColumnRegistry()
-    batch = convert_documents([{"_id": "a", "userName": 1}, {"_id": "b", "user_name": 2}], reg)
-    assert batch.columns["user_name"] == [1]
-    assert [(q.document_id, "both map to column 'user_name'" in q.reason) for q in batch.quarantined] == [("b", True)]
+    with pytest.raises(NameCollision, match="fields 'userName' and 'user_name' both map to column 'user_name'"):
+        convert_documents([{"_id": "a", "userName": 1}, {"_id": "b", "user_name": 2}], reg)
+
+
+def test_a_field_name_over_the_identifier_limit_stops_the_load():
+    with pytest.raises(NameCollision, match="over the 127-byte limit"):
+        convert_documents([{"_id": "a", "a" * 128: 1}], ColumnRegistry())
+
+
+def test_ints_and_doubles_of_one_field_share_one_double_column():
+    reg = ColumnRegistry()
+    batch = convert_documents([{"_id": "a", "m": 1}, {"_id": "b", "m": 2.5}, {"_id": "c", "m": Int64(3)}], reg)
+    assert batch.columns["m"] == [1.0, 2.5, 3.0]
+    assert reg.kinds["m"] == "double" and not reg.variant_columns
+
+
+def test_a_column_widens_across_batches_and_records_the_stored_widening():
+    reg = ColumnRegistry()
+    reg.seed({"m": "bigint"})
+    first = convert_documents([{"_id": "a", "m": Int64(2**40)}], reg)
+    assert first.columns["m"] == [2**40] and reg.take_widenings() == {}
+    second = convert_documents([{"_id": "b", "m": 0.5}, {"_id": "c", "m": "n/a"}], reg)
+    assert second.columns["m"] == [0.5, None]
+    assert second.columns["m__v_text"] == [None, "n/a"]
+    assert reg.take_widenings() == {"m": "double"} and reg.take_widenings() == {}
+    assert reg.variant_columns == ["m__v_text"]
+
+
+def test_a_planned_kind_names_the_column_whatever_arrives_first():
+    reg = ColumnRegistry(planned={"m": "double"})
+    batch = convert_documents([{"_id": "a", "m": 1}], reg)
+    assert batch.columns["m"] == [1.0] and reg.kinds["m"] == "double"
 
 
 def test_ids_of_other_types_stay_distinct_from_strings():

@@ -1,0 +1,173 @@
+"""A user's own database, as `atlas-ingest run --database DB` sees it with no `--collections`:
+every collection loaded, schema files written, numbers of mixed BSON types in one column,
+columns widened across runs, one failing collection leaving the others loaded, and names that
+would collide refused before anything loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import yaml
+from bson import Int64, json_util
+
+from tests.conftest import REPO, run_cli
+from tests.e2e.test_reference_data import import_sample
+
+GUIDE_FILE = REPO.parent / "shared" / "reference" / "customer_activity_sample.jsonl"
+
+
+def ingest(uri: str, database: str, work: Path, *args: str, env: dict[str, str] | None = None):
+    return run_cli("run", "--uri", uri, "--database", database, "--warehouse", str(work / "w.duckdb"),
+                   "--pipelines-dir", str(work / "pipelines"), "--schema-dir", str(work / "schemas"), "--no-progress",
+                   "--json", *args, env=env)
+
+
+def query(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def column_types(warehouse: Path, table: str) -> dict[str, str]:
+    return dict(query(warehouse, "select column_name, data_type from information_schema.columns "
+                                 f"where table_schema = 'raw_atlas' and table_name = '{table}'"))
+
+
+def tables_of(warehouse: Path) -> set[str]:
+    return {t for (t,) in query(warehouse, "select table_name from information_schema.tables where table_schema = 'raw_atlas'")}
+
+
+def test_every_collection_of_a_database_loads_with_schema_files(mongo_server, mongo_client, tmp_path):
+    sales = import_sample(mongo_client, "sample_supplies", "sales")
+    with_accounts = import_sample(mongo_client, "sample_analytics", "accounts")
+    mongo_client.drop_database("own_db")
+    db = mongo_client["own_db"]
+    db["sales"].insert_many(sales)
+    db["accounts"].insert_many(with_accounts)
+    db["tmp_scratch"].insert_one({"_id": 1, "note": "excluded by pattern"})
+    db.command("create", "big_sales", viewOn="sales", pipeline=[{"$match": {"customer.age": {"$gt": 60}}}])
+
+    r = ingest(mongo_server.uri, "own_db", tmp_path, env={"SOURCES__ATLAS__EXCLUDE": "tmp_*"})
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert sorted(t["collection"] for t in summary["tables"]) == ["accounts", "sales"]  # no view, no excluded
+    warehouse = tmp_path / "w.duckdb"
+    assert {"accounts", "sales"} <= tables_of(warehouse) and not {"tmp_scratch", "big_sales"} & tables_of(warehouse)
+    for table, docs in [("sales", sales), ("accounts", with_accounts)]:
+        assert query(warehouse, f"select count(*) from raw_atlas.{table}") == [(len(docs),)]
+        assert not [c for c in column_types(warehouse, table) if "__v_" in c], f"{table} has variant columns"
+    # numbers exact: every account's limit, every sale's coupon flag and date
+    source_limits = sorted((str(d["_id"]), d["limit"]) for d in with_accounts)
+    assert sorted(query(warehouse, "select _id, \"limit\" from raw_atlas.accounts")) == source_limits
+    assert sorted(query(warehouse, "select _id, coupon_used from raw_atlas.sales")) == sorted((str(d["_id"]), d["couponUsed"]) for d in sales)
+
+    schema_file = tmp_path / "schemas" / "own_db" / "sales.yml"
+    content = yaml.safe_load(schema_file.read_text())
+    fields = {f["path"]: f for f in content["fields"]}
+    assert content["collection"] == "sales" and content["table"] == "sales"
+    assert fields["saleDate"]["column"] == "sale_date" and fields["saleDate"]["types"] == ["date"]
+    assert fields["couponUsed"]["column"] == "coupon_used"
+    assert "items[].price" in fields and "customer.age" in fields
+    assert (tmp_path / "schemas" / "own_db" / "accounts.yml").exists()
+
+
+def test_guide_file_numbers_land_in_one_double_column(mongo_server, mongo_client, tmp_path):
+    # As Compass imports it: integral JSON numbers become Int32, others Double.
+    docs = [json_util.loads(line) for line in GUIDE_FILE.read_text().splitlines() if line.strip()]
+    mongo_client.drop_database("guide")
+    mongo_client["guide"]["customer_activity"].insert_many(docs)
+    assert {type(d["intl_mins"]) for d in docs} == {int, float}  # the mix this test is about
+
+    r = ingest(mongo_server.uri, "guide", tmp_path)
+    assert r.returncode == 0, r.stderr
+    warehouse = tmp_path / "w.duckdb"
+    types = column_types(warehouse, "customer_activity")
+    for name in ("intl_mins", "day_mins", "eve_mins"):
+        assert types[name] == "DOUBLE", (name, types[name])
+        assert not [c for c in types if c.startswith(f"{name}__v_")]
+        values = sorted(query(warehouse, f"select phone, {name} from raw_atlas.customer_activity"))
+        assert values == sorted((d["phone"], float(d[name])) for d in docs)
+
+
+def test_a_stored_int_column_widens_to_double_and_a_string_goes_to_a_variant(mongo_server, mongo_client, tmp_path):
+    mongo_client.drop_database("widen")
+    coll = mongo_client["widen"]["readings"]
+    coll.insert_many([{"_id": 1, "m": 1}, {"_id": 2, "m": Int64(2**40)}])
+    first = ingest(mongo_server.uri, "widen", tmp_path)
+    assert first.returncode == 0, first.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert column_types(warehouse, "readings")["m"] == "BIGINT"
+
+    coll.insert_many([{"_id": 3, "m": 2.5}, {"_id": 4, "m": "n/a"}])
+    second = ingest(mongo_server.uri, "widen", tmp_path)
+    assert second.returncode == 0, second.stderr
+    table = json.loads(second.stdout)["tables"][0]
+    assert table["widened_columns"] == ["m"]
+    assert table["variant_columns"] == ["m__v_text"]
+    assert "new types m: double" in table["schema_changes"]
+    assert column_types(warehouse, "readings")["m"] == "DOUBLE"
+    rows = query(warehouse, "select _id, m, m__v_text from raw_atlas.readings order by _id")
+    assert rows == [('{"$numberInt": "1"}', 1.0, None), ('{"$numberInt": "2"}', float(2**40), None),
+                    ('{"$numberInt": "3"}', 2.5, None), ('{"$numberInt": "4"}', None, "n/a")]
+    history = query(warehouse, "select widened_columns from raw_atlas._atlas_runs where status = 'succeeded' order by started_at")
+    assert history == [(None,), ("m",)]
+
+
+def test_one_failing_collection_leaves_the_others_loaded_and_recorded(mongo_server, mongo_client, tmp_path):
+    mongo_client.drop_database("partly")
+    mongo_client["partly"]["good"].insert_many([{"_id": i, "n": i} for i in range(5)])
+    mongo_client["partly"]["broken"].insert_many([{"_id": i, "n": i} for i in range(3)])
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:  # the warehouse refuses the table: a view holds its name
+        con.sql("create schema raw_atlas; create view raw_atlas.broken as select 1 as x")
+
+    r = ingest(mongo_server.uri, "partly", tmp_path)
+    assert r.returncode == 8, (r.returncode, r.stderr)
+    assert "1 of 2 collections failed ('broken'" in r.stderr.strip().splitlines()[-1]  # the error line comes last
+    summary = json.loads(r.stdout)
+    assert [t["collection"] for t in summary["tables"]] == ["good"] and list(summary["failed"]) == ["broken"]
+    assert query(warehouse, "select count(*) from raw_atlas.good") == [(5,)]
+    runs = dict(query(warehouse, "select collection, status from raw_atlas._atlas_runs"))
+    assert runs == {"good": "succeeded", "broken": "failed"}
+
+
+def test_names_that_collide_are_refused_before_anything_loads(mongo_server, mongo_client, tmp_path):
+    mongo_client.drop_database("clash")
+    mongo_client["clash"]["listingsAndReviews"].insert_one({"_id": 1})
+    mongo_client["clash"]["listings_and_reviews"].insert_one({"_id": 1})
+    r = ingest(mongo_server.uri, "clash", tmp_path / "tables")
+    assert r.returncode == 2
+    assert "collections 'listingsAndReviews' and 'listings_and_reviews' of database 'clash' both map to table " \
+           "'listings_and_reviews'" in r.stderr
+
+    mongo_client.drop_database("clash")
+    mongo_client["clash"]["users"].insert_many([{"_id": 1, "userName": "a"}, {"_id": 2, "user_name": "b"}])
+    r = ingest(mongo_server.uri, "clash", tmp_path / "fields")
+    assert r.returncode == 2
+    assert "fields 'userName' and 'user_name' both map to column 'user_name'" in r.stderr
+
+    mongo_client.drop_database("clash")
+    mongo_client["clash"]["users"].insert_one({"_id": 1, "a" * 128: 1})
+    r = ingest(mongo_server.uri, "clash", tmp_path / "long")
+    assert r.returncode == 2 and "over the 127-byte limit" in r.stderr
+
+    for work in ("tables", "fields", "long"):
+        warehouse = tmp_path / work / "w.duckdb"
+        assert not warehouse.exists() or not {"users", "listings_and_reviews"} & tables_of(warehouse)
+
+
+def test_a_same_named_collection_of_another_database_is_refused_in_one_dataset(mongo_server, mongo_client, tmp_path):
+    for database, n in (("east", 3), ("west", 2)):
+        mongo_client.drop_database(database)
+        mongo_client[database]["orders"].insert_many([{"_id": i, "region": database} for i in range(n)])
+    assert ingest(mongo_server.uri, "east", tmp_path).returncode == 0
+    r = ingest(mongo_server.uri, "west", tmp_path)
+    assert r.returncode == 2
+    assert "table 'raw_atlas.orders' already holds a collection loaded by pipeline 'atlas_east_local'" in r.stderr
+    assert "--dataset raw_west" in r.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert query(warehouse, "select region, count(*) from raw_atlas.orders group by region") == [("east", 3)]
+    r = ingest(mongo_server.uri, "west", tmp_path, "--dataset", "raw_west")
+    assert r.returncode == 0, r.stderr
+    assert query(warehouse, "select region, count(*) from raw_west.orders group by region") == [("west", 2)]
