@@ -40,7 +40,7 @@ def test_runtime_dependencies_leave_the_local_twin_ml_and_dbt_to_extras(wheel):
     requires = [line.removeprefix("Requires-Dist: ") for line in wheel.read(metadata).decode().splitlines()
                 if line.startswith("Requires-Dist: ")]
     runtime = {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower() for r in requires if "extra ==" not in r}
-    assert runtime == {"dlt", "pymongo", "pyarrow", "orjson", "boto3"}
+    assert runtime == {"dlt", "pymongo", "pyarrow", "orjson", "boto3", "pyyaml"}
     extras = {re.search(r"extra == '(\w+)'", r).group(1): r for r in requires if "extra ==" in r}
     assert set(extras) == {"dbt", "local", "ml"}
     by_extra = lambda extra: {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower()  # noqa: E731

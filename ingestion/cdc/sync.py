@@ -199,6 +199,9 @@ class CollectionSync:
             resources.append(self._events_resource(events))
         load_within_memory(target.pipeline, target.destination.duckdb_credentials,
                            lambda: target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format))
+        # Every column the registry declared is in the table now: a wider value in a later load of
+        # this run widens it in the warehouse first, as one in a later run would.
+        self.registry.stored.update(self.registry.kinds)
         total = self.outcome.stats
         total.documents_read += stats.documents_read
         total.rows_written += stats.rows_written

@@ -52,11 +52,13 @@ def _is_missing_bucket(chain: list[BaseException], detail: str) -> bool:
     return any(_s3_error_code(e) == "NoSuchBucket" for e in chain) or bool(_NO_SUCH_BUCKET.search(detail))
 
 
-def destination_error(exc: PipelineStepFailed, destination: DestinationConfig) -> DestinationError:
-    """One line naming the cause and the fix, for the failures users meet most."""
+def destination_error(exc: BaseException, destination: DestinationConfig) -> DestinationError:
+    """One line naming the cause and the fix, for the failures users meet most: of a pipeline step
+    that failed, or of a query the run makes itself (the run history read before loading)."""
     name = destination.name
-    chain = exception_chain(exc.exception)
-    detail = " ".join(redact_uri(str(exc.exception)).split())
+    cause, step = (exc.exception, exc.step) if isinstance(exc, PipelineStepFailed) else (exc, "connect")
+    chain = exception_chain(cause)
+    detail = " ".join(redact_uri(str(cause)).split())
     if name == "redshift" and _is_unreachable(chain, detail):
         host = os.environ.get("REDSHIFT_HOST", "the configured host")
         port = os.environ.get("REDSHIFT_PORT", "5439")
@@ -78,7 +80,7 @@ def destination_error(exc: PipelineStepFailed, destination: DestinationConfig) -
             f"{DUCKDB_MAX_MEMORY_LIMIT}: raise ATLAS_DUCKDB_MAX_MEMORY_LIMIT (or start higher with ATLAS_DUCKDB_MEMORY_LIMIT) "
             f"and rerun; this load was discarded ({detail[:200]})"
         )
-    return DestinationError(f"{exc.step} step failed for destination '{name}': {detail[:500]}")
+    return DestinationError(f"{step} step failed for destination '{name}': {detail[:500]}")
 
 
 def step_error(exc: PipelineStepFailed, destination: DestinationConfig) -> IngestError:

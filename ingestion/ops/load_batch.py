@@ -4,7 +4,6 @@ dlt run, so that one collection's failure leaves the others loaded."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import dlt
 from dlt.common.schema import Schema
@@ -18,20 +17,12 @@ from ingestion.load.memory import load_within_memory
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan, index_warning
 from ingestion.ops.schema_files import update_schema_file
-from ingestion.ops.summary import TableSummary
+from ingestion.ops.summary import CollectionFailure, TableSummary
 from ingestion.source.atlas import atlas_source
 from ingestion.source.batches import ColumnRegistry
 from ingestion.source.resources import CollectionStats
 
 log = logging.getLogger("atlas_ingest")
-
-
-@dataclass
-class CollectionFailure:
-    """A collection whose load failed; the run went on with the others."""
-
-    config: CollectionConfig
-    error: IngestError
 
 
 def load_batch(

@@ -18,8 +18,10 @@ from ingestion.load.failures import step_error
 from ingestion.mongo.change_stream import cluster_time
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan
-from ingestion.ops.summary import TableSummary
-from ingestion.source.batches import ColumnRegistry
+from ingestion.ops.schema_files import update_schema_file
+from ingestion.ops.summary import CollectionFailure, TableSummary
+from ingestion.schema.discovery import CollectionSchema, discover
+from ingestion.source.batches import ColumnRegistry, plan_columns
 
 log = logging.getLogger("atlas_ingest")
 
@@ -27,48 +29,97 @@ log = logging.getLogger("atlas_ingest")
 def load_cdc(
     client: MongoClient, plan: Plan, pipeline: dlt.Pipeline, collections: list[CollectionConfig],
     stored: Schema | None, counts: dict[str, int | None], count_time: Timestamp | None,
-) -> list[TableSummary]:
+) -> tuple[list[TableSummary], list[CollectionFailure]]:
+    """Sync each of `collections`; one that fails is aborted (its checkpoint stays at the last load
+    that committed), reported, and left out of `--follow`, while the others go on."""
     config = plan.config
     run_start = cluster_time(client)
     pipeline.sync_destination()  # the CDC state may only exist in the destination (a new machine)
     cdc_target = Target(pipeline, plan.target, land_events=config.destination.name == "s3")
-    syncs: list[tuple[CollectionConfig, CollectionSync]] = []
+    syncs: dict[str, CollectionSync] = {}
+    schemas: dict[str, CollectionSchema | None] = {}
+    failures: list[CollectionFailure] = []
+
+    def failed(cc: CollectionConfig, exc: IngestError | PipelineStepFailed) -> None:
+        if pipeline.has_pending_data:
+            pipeline.abort_packages()
+        error = step_error(exc, config.destination) if isinstance(exc, PipelineStepFailed) else exc
+        if config.follow:  # a long-running process says so when it happens, not only at its end
+            log.error("collection '%s' stopped following: %s", cc.name, error)
+        failures.append(CollectionFailure(cc, error))
+        sync = syncs.pop(cc.name, None)
+        if sync is not None:
+            sync.close()
+
     try:
         for cc in collections:
-            table = table_name(cc.name)
-            sync = CollectionSync(client, config.database, cc, table, ColumnRegistry.from_schema(stored, table),
-                                  cdc_target, config.batch_docs)
-            sync.expected = counts[cc.name]
-            sync.count_time = count_time
-            syncs.append((cc, sync))
-            sync.sync(run_start, config.resync)
-        if config.follow:
+            try:
+                syncs[cc.name] = sync = _collection_sync(client, plan, cc, stored, cdc_target, counts[cc.name], count_time)
+                schemas[cc.name] = sync.outcome.stats.schema
+                sync.sync(run_start, config.resync)
+            except (IngestError, PipelineStepFailed) as exc:
+                failed(cc, exc)
+        if config.follow and syncs:
             stop = stop_on_signals()
-            log.info("following changes of %s; stop with Ctrl-C or SIGTERM", ", ".join(cc.name for cc in collections))
-            while not stop():
-                for _, sync in syncs:
-                    sync.follow_step(config.flush_interval_s)
-            for _, sync in syncs:
-                if sync.pending:
-                    sync.flush()
-    except PipelineStepFailed as exc:
-        raise step_error(exc, config.destination) from None
+            log.info("following changes of %s; stop with Ctrl-C or SIGTERM", ", ".join(syncs))
+            while syncs and not stop():
+                for cc in [s.config for s in syncs.values()]:
+                    try:
+                        syncs[cc.name].follow_step(config.flush_interval_s)
+                    except (IngestError, PipelineStepFailed) as exc:
+                        failed(cc, exc)
+            for cc in [s.config for s in syncs.values()]:
+                try:
+                    if syncs[cc.name].pending:
+                        syncs[cc.name].flush()
+                except (IngestError, PipelineStepFailed) as exc:
+                    failed(cc, exc)
     finally:
-        for _, sync in syncs:
+        for sync in syncs.values():
             sync.close()
     tables = []
-    for cc, sync in syncs:
-        out, s = sync.outcome, sync.outcome.stats
-        if s.documents_read != s.rows_written + len(s.quarantine):
-            raise IngestError(
-                f"collection '{cc.name}': produced {s.documents_read} rows but loaded {s.rows_written} "
-                f"and quarantined {len(s.quarantine)}"
-            )
-        tables.append(TableSummary(
-            cc.name, sync.table, cc.mode, out.snapshot_docs + out.events, s.rows_written, len(s.quarantine),
-            s.registry.new_columns, s.registry.variant_columns, [], not stored or sync.table not in stored.tables,
-            snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
-            changed_since_count=None if out.snapshot_taken or config.follow else out.events_since_count,
-            source_fields=s.registry.fields,
-        ))
-    return tables
+    for name, sync in syncs.items():
+        try:
+            tables.append(_summary(plan, sync, stored, schemas[name]))
+        except IngestError as exc:
+            failures.append(CollectionFailure(sync.config, exc))
+    return tables, failures
+
+
+def _collection_sync(
+    client: MongoClient, plan: Plan, cc: CollectionConfig, stored: Schema | None, target: Target,
+    expected: int | None, count_time: Timestamp | None,
+) -> CollectionSync:
+    """The collection's sync, its columns planned by discovery as a full load's are."""
+    config = plan.config
+    table = table_name(cc.name)
+    registry = ColumnRegistry.from_schema(stored, table)
+    schema = None
+    if config.sample_size:
+        schema = discover(client[config.database][cc.name], config.sample_size, cc.filter, cc.projection)
+        plan_columns(registry, schema)  # a name collision stops here, before anything is read
+    sync = CollectionSync(client, config.database, cc, table, registry, target, config.batch_docs)
+    sync.outcome.stats.schema = schema
+    sync.expected = expected
+    sync.count_time = count_time
+    return sync
+
+
+def _summary(plan: Plan, sync: CollectionSync, stored: Schema | None, schema: CollectionSchema | None) -> TableSummary:
+    """The collection's summary, once every change it read was loaded or quarantined."""
+    cc, out, s = sync.config, sync.outcome, sync.outcome.stats
+    if s.documents_read != s.rows_written + len(s.quarantine):
+        raise IngestError(
+            f"collection '{cc.name}': produced {s.documents_read} rows but loaded {s.rows_written} "
+            f"and quarantined {len(s.quarantine)}"
+        )
+    summary = TableSummary(
+        cc.name, sync.table, cc.mode, out.snapshot_docs + out.events, s.rows_written, len(s.quarantine),
+        s.registry.new_columns, s.registry.variant_columns, [], not stored or sync.table not in stored.tables,
+        snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
+        changed_since_count=None if out.snapshot_taken or plan.config.follow else out.events_since_count,
+        source_fields=s.registry.fields,
+        widened_columns=[c for c in dict.fromkeys(s.registry.widened) if c in s.registry.stored],
+    )
+    update_schema_file(plan, summary, schema, s.registry)
+    return summary

@@ -13,18 +13,18 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import RunConfig
 from ingestion.errors import IngestError, PartialFailure
-from ingestion.load.failures import step_error
+from ingestion.load.failures import destination_error, step_error
 from ingestion.load.recovery import finish_or_discard_pending
 from ingestion.mongo.connect import connect
 from ingestion.naming import NameCollision, table_name
-from ingestion.ops.load_batch import CollectionFailure, load_batch
+from ingestion.ops.load_batch import load_batch
 from ingestion.ops.load_cdc import load_cdc
 from ingestion.ops.plan import Plan, check_collections_exist, plan, select_collections
 from ingestion.ops.reconcile import DIVERGED, count_before_run, reconcile_table
 from ingestion.ops.record import record_failure, record_results
 from ingestion.ops.run_history import tables_of_other_pipelines
 from ingestion.ops.run_lock import RunLock
-from ingestion.ops.summary import RunSummary
+from ingestion.ops.summary import CollectionFailure, RunSummary
 
 log = logging.getLogger("atlas_ingest")
 
@@ -54,7 +54,10 @@ def run(config: RunConfig) -> RunSummary:
 def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
     """A table another database's runs loaded into this dataset is not replaced or merged into:
     two databases with a same-named collection need a dataset each."""
-    owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
+    try:
+        owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
+    except Exception as exc:  # the first query of the run: an unreachable warehouse shows here
+        raise destination_error(exc, p.config.destination) from None
     if owners:
         table, owner = next(iter(owners.items()))
         raise NameCollision(
@@ -98,7 +101,8 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
             cdc_collections = [cc for cc in p.collections if cc.mode == "cdc"]
             tables, failures = load_batch(client, p, pipeline, batch_collections, stored, counts_before) if batch_collections else ([], [])
             if cdc_collections:
-                tables += load_cdc(client, p, pipeline, cdc_collections, stored, counts_before, cdc_count_time)
+                cdc_tables, cdc_failures = load_cdc(client, p, pipeline, cdc_collections, stored, counts_before, cdc_count_time)
+                tables, failures = tables + cdc_tables, failures + cdc_failures
         except (IngestError, PipelineStepFailed) as exc:
             # A load that failed is aborted: dlt restores the state it had before this run, so no
             # cursor, checkpoint or token moves past rows that are not in the warehouse.

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestion.config import CollectionConfig
+from ingestion.errors import IngestError
 from ingestion.ops.reconcile import Reconciliation
+
+
+@dataclass
+class CollectionFailure:
+    """A collection whose load failed; the run went on with the others."""
+
+    config: CollectionConfig
+    error: IngestError
 
 
 @dataclass

@@ -132,6 +132,45 @@ def test_one_failing_collection_leaves_the_others_loaded_and_recorded(mongo_serv
     assert runs == {"good": "succeeded", "broken": "failed"}
 
 
+def test_one_failing_cdc_collection_leaves_the_others_synced_and_recorded(mongo_server, mongo_client, tmp_path):
+    mongo_client.drop_database("partlycdc")
+    mongo_client["partlycdc"]["good"].insert_many([{"_id": i, "n": i if i < 4 else i + 0.5} for i in range(5)])
+    mongo_client["partlycdc"]["broken"].insert_many([{"_id": i, "n": i} for i in range(3)])
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.sql("create schema raw_atlas; create view raw_atlas.broken as select 1 as x")
+
+    # a snapshot in loads of two documents: the double comes in the third load
+    r = ingest(mongo_server.uri, "partlycdc", tmp_path, "--mode", "cdc", "--checkpoint-docs", "2", "--batch-docs", "2")
+    assert r.returncode == 8, (r.returncode, r.stderr)
+    summary = json.loads(r.stdout)
+    assert [t["collection"] for t in summary["tables"]] == ["good"] and list(summary["failed"]) == ["broken"]
+    # discovery planned the column before the snapshot: no bigint column to widen later
+    assert column_types(warehouse, "good")["n"] == "DOUBLE" and summary["tables"][0]["widened_columns"] == []
+    assert query(warehouse, "select sum(n) from raw_atlas.good") == [(10.5,)]
+    assert (tmp_path / "schemas" / "partlycdc" / "good.yml").exists()
+    runs = dict(query(warehouse, "select collection, status from raw_atlas._atlas_runs"))
+    assert runs == {"good": "succeeded", "broken": "failed"}
+
+    # the cause removed, the next run brings the failed collection up and leaves the other one as it was
+    with duckdb.connect(str(warehouse)) as con:
+        con.sql("drop view raw_atlas.broken")
+    mongo_client["partlycdc"]["good"].delete_one({"_id": 0})
+    r = ingest(mongo_server.uri, "partlycdc", tmp_path, "--mode", "cdc")
+    assert r.returncode == 0, r.stderr
+    assert query(warehouse, "select count(*) from raw_atlas.broken") == [(3,)]
+    assert query(warehouse, "select count(*) from raw_atlas.good") == [(4,)]
+
+    # with no sample, the bigint column the first loads stored is widened when the double arrives
+    r = ingest(mongo_server.uri, "partlycdc", tmp_path / "unsampled", "--mode", "cdc", "--collections", "good",
+               "--checkpoint-docs", "2", "--batch-docs", "2", "--sample-size", "0")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tables"][0]["widened_columns"] == ["n"]
+    unsampled = tmp_path / "unsampled" / "w.duckdb"
+    assert column_types(unsampled, "good")["n"] == "DOUBLE"
+    assert query(unsampled, "select sum(n) from raw_atlas.good") == [(10.5,)]
+
+
 def test_names_that_collide_are_refused_before_anything_loads(mongo_server, mongo_client, tmp_path):
     mongo_client.drop_database("clash")
     mongo_client["clash"]["listingsAndReviews"].insert_one({"_id": 1})
