@@ -7,6 +7,9 @@ import logging
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion.config import DestinationConfig
+from ingestion.errors import IngestError
+from ingestion.load.failures import step_error
 from ingestion.redact import redact_uri
 
 log = logging.getLogger("atlas_ingest")
@@ -32,3 +35,12 @@ def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
             with pipeline.sql_client() as client, client.with_staging_dataset():
                 if client.has_dataset():
                     client.drop_dataset()
+
+
+def discard_failed_load(pipeline: dlt.Pipeline, exc: IngestError | PipelineStepFailed, destination: DestinationConfig) -> IngestError:
+    """Abort what a failed load left pending (dlt restores the state it had before it, so no
+    cursor, checkpoint or token moves past rows that are not in the warehouse) and return the
+    error the failure stands for."""
+    if pipeline.has_pending_data:
+        pipeline.abort_packages()
+    return step_error(exc, destination) if isinstance(exc, PipelineStepFailed) else exc

@@ -12,8 +12,8 @@ from pymongo import MongoClient
 
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
-from ingestion.load.failures import step_error
 from ingestion.load.memory import load_within_memory
+from ingestion.load.recovery import discard_failed_load
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan, index_warning
 from ingestion.ops.schema_files import update_schema_file
@@ -37,10 +37,7 @@ def load_batch(
         try:
             tables.append(_load_collection(client, plan, pipeline, cc, stored, counts[cc.name]))
         except (IngestError, PipelineStepFailed) as exc:
-            if pipeline.has_pending_data:
-                pipeline.abort_packages()
-            error = step_error(exc, plan.config.destination) if isinstance(exc, PipelineStepFailed) else exc
-            failures.append(CollectionFailure(cc, error))
+            failures.append(CollectionFailure(cc, discard_failed_load(pipeline, exc, plan.config.destination)))
     return tables, failures
 
 
@@ -77,7 +74,7 @@ def _load_collection(
         cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
         s.registry.new_columns, s.registry.variant_columns, warnings, first_load,
         source_fields=s.registry.fields,
-        widened_columns=[c for c in dict.fromkeys(s.registry.widened) if c in s.registry.stored],
+        widened_columns=list(s.registry.widened),
     )
     update_schema_file(plan, summary, s.schema, s.registry)
     return summary

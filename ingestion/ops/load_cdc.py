@@ -14,13 +14,13 @@ from pymongo import MongoClient
 from ingestion.cdc.sync import CollectionSync, Target, stop_on_signals
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
-from ingestion.load.failures import step_error
+from ingestion.load.recovery import discard_failed_load
 from ingestion.mongo.change_stream import cluster_time
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan
 from ingestion.ops.schema_files import update_schema_file
 from ingestion.ops.summary import CollectionFailure, TableSummary
-from ingestion.schema.discovery import CollectionSchema, discover
+from ingestion.schema.discovery import discover
 from ingestion.source.batches import ColumnRegistry, plan_columns
 
 log = logging.getLogger("atlas_ingest")
@@ -37,13 +37,10 @@ def load_cdc(
     pipeline.sync_destination()  # the CDC state may only exist in the destination (a new machine)
     cdc_target = Target(pipeline, plan.target, land_events=config.destination.name == "s3")
     syncs: dict[str, CollectionSync] = {}
-    schemas: dict[str, CollectionSchema | None] = {}
     failures: list[CollectionFailure] = []
 
     def failed(cc: CollectionConfig, exc: IngestError | PipelineStepFailed) -> None:
-        if pipeline.has_pending_data:
-            pipeline.abort_packages()
-        error = step_error(exc, config.destination) if isinstance(exc, PipelineStepFailed) else exc
+        error = discard_failed_load(pipeline, exc, config.destination)
         if config.follow:  # a long-running process says so when it happens, not only at its end
             log.error("collection '%s' stopped following: %s", cc.name, error)
         failures.append(CollectionFailure(cc, error))
@@ -54,33 +51,32 @@ def load_cdc(
     try:
         for cc in collections:
             try:
-                syncs[cc.name] = sync = _collection_sync(client, plan, cc, stored, cdc_target, counts[cc.name], count_time)
-                schemas[cc.name] = sync.outcome.stats.schema
-                sync.sync(run_start, config.resync)
+                syncs[cc.name] = _collection_sync(client, plan, cc, stored, cdc_target, counts[cc.name], count_time)
+                syncs[cc.name].sync(run_start, config.resync)
             except (IngestError, PipelineStepFailed) as exc:
                 failed(cc, exc)
         if config.follow and syncs:
             stop = stop_on_signals()
             log.info("following changes of %s; stop with Ctrl-C or SIGTERM", ", ".join(syncs))
             while syncs and not stop():
-                for cc in [s.config for s in syncs.values()]:
+                for sync in list(syncs.values()):
                     try:
-                        syncs[cc.name].follow_step(config.flush_interval_s)
+                        sync.follow_step(config.flush_interval_s)
                     except (IngestError, PipelineStepFailed) as exc:
-                        failed(cc, exc)
-            for cc in [s.config for s in syncs.values()]:
+                        failed(sync.config, exc)
+            for sync in list(syncs.values()):
                 try:
-                    if syncs[cc.name].pending:
-                        syncs[cc.name].flush()
+                    if sync.pending:
+                        sync.flush()
                 except (IngestError, PipelineStepFailed) as exc:
-                    failed(cc, exc)
+                    failed(sync.config, exc)
     finally:
         for sync in syncs.values():
             sync.close()
     tables = []
-    for name, sync in syncs.items():
+    for sync in syncs.values():
         try:
-            tables.append(_summary(plan, sync, stored, schemas[name]))
+            tables.append(_summary(plan, sync, stored))
         except IngestError as exc:
             failures.append(CollectionFailure(sync.config, exc))
     return tables, failures
@@ -105,7 +101,7 @@ def _collection_sync(
     return sync
 
 
-def _summary(plan: Plan, sync: CollectionSync, stored: Schema | None, schema: CollectionSchema | None) -> TableSummary:
+def _summary(plan: Plan, sync: CollectionSync, stored: Schema | None) -> TableSummary:
     """The collection's summary, once every change it read was loaded or quarantined."""
     cc, out, s = sync.config, sync.outcome, sync.outcome.stats
     if s.documents_read != s.rows_written + len(s.quarantine):
@@ -119,7 +115,7 @@ def _summary(plan: Plan, sync: CollectionSync, stored: Schema | None, schema: Co
         snapshot_docs=out.snapshot_docs, events=out.events, deletes=out.deletes, resyncs=out.resyncs,
         changed_since_count=None if out.snapshot_taken or plan.config.follow else out.events_since_count,
         source_fields=s.registry.fields,
-        widened_columns=[c for c in dict.fromkeys(s.registry.widened) if c in s.registry.stored],
+        widened_columns=list(s.registry.widened),
     )
-    update_schema_file(plan, summary, schema, s.registry)
+    update_schema_file(plan, summary, s.schema, s.registry)
     return summary

@@ -9,12 +9,13 @@ import time
 from datetime import datetime, timezone
 
 import dlt
+from dlt.common.destination.exceptions import DestinationException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import RunConfig
 from ingestion.errors import IngestError, PartialFailure
-from ingestion.load.failures import destination_error, step_error
-from ingestion.load.recovery import finish_or_discard_pending
+from ingestion.load.failures import destination_error
+from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
 from ingestion.mongo.connect import connect
 from ingestion.naming import NameCollision, table_name
 from ingestion.ops.load_batch import load_batch
@@ -56,7 +57,7 @@ def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
     two databases with a same-named collection need a dataset each."""
     try:
         owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
-    except Exception as exc:  # the first query of the run: an unreachable warehouse shows here
+    except DestinationException as exc:  # the run's first query: an unreachable warehouse shows here
         raise destination_error(exc, p.config.destination) from None
     if owners:
         table, owner = next(iter(owners.items()))
@@ -104,13 +105,7 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
                 cdc_tables, cdc_failures = load_cdc(client, p, pipeline, cdc_collections, stored, counts_before, cdc_count_time)
                 tables, failures = tables + cdc_tables, failures + cdc_failures
         except (IngestError, PipelineStepFailed) as exc:
-            # A load that failed is aborted: dlt restores the state it had before this run, so no
-            # cursor, checkpoint or token moves past rows that are not in the warehouse.
-            if pipeline.has_pending_data:
-                pipeline.abort_packages()
-            if isinstance(exc, PipelineStepFailed):
-                raise step_error(exc, config.destination) from None
-            raise
+            raise discard_failed_load(pipeline, exc, config.destination) from None
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
         by_name = {cc.name: cc for cc in p.collections}

@@ -57,14 +57,14 @@ class ColumnRegistry:
     A column's kind is the kind it has in the warehouse (`stored`), else the kind discovery
     planned for its field (`planned`), else the first kind seen. Numbers that widen share the
     column (an int column that receives a double becomes double: `widenings` lists the stored
-    columns whose warehouse type must change before the load); any other kind goes to a
-    variant column `<column>__v_<kind>`."""
+    columns whose warehouse type must change before the next load, `widened` every one this run
+    changed); any other kind goes to a variant column `<column>__v_<kind>`."""
 
     kinds: dict[str, str] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
     new_columns: list[str] = field(default_factory=list)
     variant_columns: list[str] = field(default_factory=list)
-    stored: set[str] = field(default_factory=set)
+    stored: set[str] = field(default_factory=set)  # columns the warehouse table has
     planned: dict[str, str] = field(default_factory=dict)
     widened: list[str] = field(default_factory=list)
     widenings: dict[str, str] = field(default_factory=dict)
@@ -95,9 +95,10 @@ class ColumnRegistry:
             return name
         if wider == kind:
             self.kinds[name] = kind
-            self.widened.append(name)
-            if name in self.stored:
+            if name in self.stored:  # a column only this run has seen is simply written wider
                 self.widenings[name] = kind
+                if name not in self.widened:
+                    self.widened.append(name)
             return name
         variant = f"{name}__v_{kind}"
         if variant not in self.kinds:

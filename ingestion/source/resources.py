@@ -50,9 +50,11 @@ class _HideArrowHintMerge(logging.Filter):
 
 
 logging.getLogger("dlt").addFilter(_HideArrowHintMerge())
-# A column can widen within one run (int64 batches, then float64 ones): dlt's writer may
-# concatenate batches of one table, and must promote their types to do so.
-dlt.config["data_writer.arrow_concat_promote_options"] = "permissive"
+# A column can widen within one run (int64 batches, then float64 ones). dlt's "permissive" mode
+# would cast the float64 batches into the int64 file already open (7.5 becomes 7); "default"
+# casts only what is exact and starts a new file for the rest, and the load reads each file
+# into the table's one double column.
+dlt.config["data_writer.arrow_concat_promote_options"] = "default"
 
 
 @dataclass

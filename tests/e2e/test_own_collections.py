@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 import yaml
 from bson import Int64, json_util
 
@@ -72,15 +73,24 @@ def test_every_collection_of_a_database_loads_with_schema_files(mongo_server, mo
     assert (tmp_path / "schemas" / "own_db" / "accounts.yml").exists()
 
 
-def test_guide_file_numbers_land_in_one_double_column(mongo_server, mongo_client, tmp_path):
+@pytest.mark.parametrize("mode_args", [("--mode", "full", "--batch-docs", "1"),
+                                       ("--mode", "full", "--batch-docs", "1", "--sample-size", "0"),
+                                       ("--mode", "cdc", "--checkpoint-docs", "1", "--batch-docs", "1")],
+                         ids=["full-in-batches-of-1", "full-unsampled", "cdc-in-loads-of-1"])
+def test_guide_file_numbers_land_in_one_double_column(mongo_server, mongo_client, tmp_path, mode_args):
     # As Compass imports it: integral JSON numbers become Int32, others Double.
     docs = [json_util.loads(line) for line in GUIDE_FILE.read_text().splitlines() if line.strip()]
     mongo_client.drop_database("guide")
+    # The document with an integral intl_mins first (inserted first, so read first in `_id` order):
+    # one document per batch or load, the first one alone would make the column bigint.
+    docs.sort(key=lambda d: not isinstance(d["intl_mins"], int))
+    assert isinstance(docs[0]["intl_mins"], int) and {type(d["intl_mins"]) for d in docs} == {int, float}
     mongo_client["guide"]["customer_activity"].insert_many(docs)
-    assert {type(d["intl_mins"]) for d in docs} == {int, float}  # the mix this test is about
 
-    r = ingest(mongo_server.uri, "guide", tmp_path)
+    r = ingest(mongo_server.uri, "guide", tmp_path, *mode_args)
     assert r.returncode == 0, r.stderr
+    # planned as double from the sample, or (unsampled) widened within the run before any table existed
+    assert json.loads(r.stdout)["tables"][0]["widened_columns"] == []
     warehouse = tmp_path / "w.duckdb"
     types = column_types(warehouse, "customer_activity")
     for name in ("intl_mins", "day_mins", "eve_mins"):
