@@ -74,7 +74,7 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
             f"S3 access denied for {bucket}: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID or the instance "
             f"role) and that they may list, read and write {bucket}/{destination.prefix}; nothing was loaded ({detail[:200]})"
         )
-    if name == "local" and is_out_of_memory(exc.exception):
+    if name == "local" and is_out_of_memory(cause):
         return DestinationError(
             f"DuckDB ran out of memory loading {destination.warehouse}, with its memory_limit raised up to "
             f"{DUCKDB_MAX_MEMORY_LIMIT}: raise ATLAS_DUCKDB_MAX_MEMORY_LIMIT (or start higher with ATLAS_DUCKDB_MEMORY_LIMIT) "

@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timezone
 
 import dlt
-from dlt.common.destination.exceptions import DestinationException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import RunConfig
@@ -57,7 +56,8 @@ def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
     two databases with a same-named collection need a dataset each."""
     try:
         owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
-    except DestinationException as exc:  # the run's first query: an unreachable warehouse shows here
+    except Exception as exc:  # the run's first query: an unreachable warehouse shows here,
+        # as dlt's error or as the driver's own (psycopg2 raises from the connection dlt opens)
         raise destination_error(exc, p.config.destination) from None
     if owners:
         table, owner = next(iter(owners.items()))
