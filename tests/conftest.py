@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,10 @@ import pytest
 from pymongo import MongoClient
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+# Schema files of every CLI run a test starts (run_cli, Popen, in-process main) go here unless the
+# test names its own folder: never into the checkout.
+CLI_SCHEMA_DIR = Path(tempfile.mkdtemp(prefix="atlas-schemas-"))
+os.environ["ATLAS_SCHEMA_DIR"] = str(CLI_SCHEMA_DIR)
 
 from ingestion.local.server import LocalServer  # noqa: E402
 
@@ -41,15 +46,29 @@ def mongo_client(mongo_server: LocalServer) -> Iterator[MongoClient]:
         yield client
 
 
-# Schema files of CLI runs go here unless a test names its own folder: never into the checkout.
-CLI_SCHEMA_DIR = Path(tempfile.mkdtemp(prefix="atlas-schemas-"))
-
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "atlas-ingest"), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "ATLAS_SCHEMA_DIR": str(CLI_SCHEMA_DIR), **(env or {})},
+        env={**os.environ, **(env or {})},
     )
+
+
+# What a dbt project is made of here: a copy of these builds like the checkout.
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", ".sqlfluff", ".sqlfluffignore", "models", "macros", "seeds",
+                 "tests/generic", "tests/fixtures")
+
+
+def copy_dbt_project(destination: Path) -> Path:
+    """A copy of the checkout's dbt project at `destination`, for tests that change or add models."""
+    for item in PROJECT_FILES:
+        src, dst = REPO / item, destination / item
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    return destination
 
 
 def duckdb_extension_directory() -> str:

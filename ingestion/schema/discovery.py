@@ -106,10 +106,16 @@ class FieldProfile:
     keyed_by_data: bool = False
     distinct_keys: int = 0
     key_examples: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()  # split_path(path): the keys themselves, `[]` and `*`
 
     @property
     def top_level(self) -> bool:
-        return self.path.replace("[]", ".").count(".") == 0 and "*" not in self.path
+        return len(self.steps) == 1
+
+    @property
+    def field(self) -> str:
+        """The top-level key the path starts with."""
+        return self.steps[0]
 
     @property
     def presence(self) -> float:
@@ -139,21 +145,59 @@ def profile(documents: Iterable[dict[str, Any]], database: str, collection: str)
     return CollectionSchema(database, collection, sampled, list(_paths(root.children, "", sampled)))
 
 
-def _paths(children: dict[str, FieldNode], prefix: str, of: int) -> Iterator[FieldProfile]:
+def escape_key(key: str) -> str:
+    """A document key as one step of a path: `\\`, `.` and `[` escaped with `\\`, so a key that holds
+    a dot (`{"zip.code": ...}`) stays one key. (`*`, the keys of an object keyed by data, is not a key.)"""
+    return key.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[")
+
+
+def split_path(path: str) -> list[str]:
+    """The steps of a schema path, escapes undone: keys, `[]` for array elements and `*` for the
+    keys of an object keyed by data (`items[].tags[]` -> `items`, `[]`, `tags`, `[]`)."""
+    steps: list[str] = []
+    key, i, escaped_step = "", 0, False
+    while i < len(path):
+        ch = path[i]
+        if ch == "\\" and i + 1 < len(path):
+            key, i, escaped_step = key + path[i + 1], i + 2, True
+            continue
+        if ch == ".":
+            steps.append(key)
+            key, escaped_step = "", False
+        elif path.startswith("[]", i):
+            if key or escaped_step:
+                steps.append(key)
+            steps.append("[]")
+            key, escaped_step, i = "", False, i + 2
+            if i < len(path) and path[i] == ".":
+                i += 1
+            continue
+        else:
+            key += ch
+        i += 1
+    if key or escaped_step:
+        steps.append(key)
+    return steps
+
+
+def _paths(children: dict[str, FieldNode], prefix: str, of: int, steps: tuple[str, ...] = ()) -> Iterator[FieldProfile]:
     for key, node in children.items():
-        path = f"{prefix}.{key}" if prefix else key
+        step = escape_key(key)
+        path = f"{prefix}.{step}" if prefix else step
+        here = (*steps, key)
         present = node.count - node.types.get("null", 0)
         yield FieldProfile(path, dict(node.types.most_common()), present, of, node.keyed_by_data, node.distinct_keys,
-                           tuple(node.key_examples))
+                           tuple(node.key_examples), here)
         objects = node.types.get("object", 0)
-        yield from _paths(node.children, path, objects * node.distinct_keys if node.keyed_by_data else objects)
+        yield from _paths(node.children, path, objects * node.distinct_keys if node.keyed_by_data else objects, here)
         if node.elements is not None:
             elements = node.elements
             yield FieldProfile(f"{path}[]", dict(elements.types.most_common()), elements.count, elements.count,
-                               elements.keyed_by_data, elements.distinct_keys, tuple(elements.key_examples))
+                               elements.keyed_by_data, elements.distinct_keys, tuple(elements.key_examples), (*here, "[]"))
             element_objects = elements.types.get("object", 0)
             yield from _paths(elements.children, f"{path}[]",
-                              element_objects * elements.distinct_keys if elements.keyed_by_data else element_objects)
+                              element_objects * elements.distinct_keys if elements.keyed_by_data else element_objects,
+                              (*here, "[]"))
 
 
 def planned_kind(types: Iterable[str]) -> str | None:

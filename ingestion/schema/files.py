@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ingestion.errors import ConfigError
-from ingestion.schema.discovery import CollectionSchema
+from ingestion.schema.discovery import CollectionSchema, escape_key, split_path
 
 FORMAT_VERSION = 1
 HEADER = """\
@@ -86,12 +86,13 @@ def merge_schema(
         if profile.keyed_by_data:
             entry.update(keyed_by_data=True, distinct_keys=profile.distinct_keys, key_examples=list(profile.key_examples))
         if profile.top_level:
-            entry.update({k: v for k, v in columns.get(profile.path, {}).items() if v})
+            entry.update({k: v for k, v in columns.get(profile.field, {}).items() if v})
         entries[profile.path] = entry
     for path, before in old.items():  # kept: a field absent from this sample is not gone
         if path not in entries:
             entries[path] = {**before, "presence": 0.0}
-    for path, column in columns.items():  # seen by the load but not by the sample
+    for source_field, column in columns.items():  # seen by the load but not by the sample
+        path = escape_key(source_field)
         if path not in entries:
             entries[path] = {"path": path, "types": [], "presence": 0.0, **{k: v for k, v in column.items() if v}}
             if previous is not None:
@@ -111,7 +112,7 @@ def _ordered(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`_id` first, then top-level fields in first-seen order, each followed by its nested paths."""
     roots: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
-        root = entry["path"].split(".", 1)[0].split("[]", 1)[0]
+        root = split_path(entry["path"])[0]
         roots.setdefault(root, []).append(entry)
     order = (["_id"] if "_id" in roots else []) + [r for r in roots if r != "_id"]
     return [entry for root in order for entry in roots[root]]

@@ -156,7 +156,7 @@ def plan_columns(registry: ColumnRegistry, schema: CollectionSchema) -> None:
     int and double values of a field share one double column. Raises NameCollision for fields
     that would share a column, before anything is loaded."""
     for profile in schema.top_level():
-        name = registry.column_name(profile.path)
+        name = registry.column_name(profile.field)
         kind = planned_kind(profile.types)
         if kind is not None and name != "_id":
             registry.planned[name] = kind

@@ -1,4 +1,5 @@
-{#- The flat churn table of the Redshift ML tutorial: exactly these 23 columns, in this order. -#}
+{#- The flat churn table of the Redshift ML tutorial: exactly these 23 columns, in this order. A
+    missing value stays null (and fails the not_null tests), never becomes 'no' or 'False.'. -#}
 {{ config(sort='record_date') }}
 
 with
@@ -16,8 +17,8 @@ final as (
         cast(account_length_days as integer) as account_length,
         cast(area_code as integer) as area_code,
         cast(phone as varchar(8)) as phone,
-        cast(case when has_intl_plan then 'yes' else 'no' end as varchar(3)) as intl_plan,
-        cast(case when has_vmail_plan then 'yes' else 'no' end as varchar(3)) as vmail_plan,
+        cast(case when has_intl_plan then 'yes' when not has_intl_plan then 'no' end as varchar(3)) as intl_plan,
+        cast(case when has_vmail_plan then 'yes' when not has_vmail_plan then 'no' end as varchar(3)) as vmail_plan,
         cast(vmail_messages as integer) as vmail_message,
         cast(day_minutes as double precision) as day_mins,
         cast(day_calls as integer) as day_calls,
@@ -33,7 +34,7 @@ final as (
         cast(intl_calls as integer) as intl_calls,
         cast(intl_charge as double precision) as intl_charge,
         cast(service_call_count as integer) as cust_serv_calls,
-        cast(case when is_churned then 'True.' else 'False.' end as varchar(6)) as churn,
+        cast(case when is_churned then 'True.' when not is_churned then 'False.' end as varchar(6)) as churn,
         cast(record_at as date) as record_date
 
     from customers

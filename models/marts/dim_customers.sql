@@ -39,6 +39,7 @@ final as (
         -- activity
         total_charge,
         service_call_count,
+        lists_service_calls,
 
         -- booleans
         is_churned,

@@ -1,4 +1,5 @@
-{#- Fails when the model and `compare_model` differ in row count; returns one row with both counts. -#}
+{#- Fails when the model and `compare_model` differ in row count; returns one row with both counts.
+    A compare_model that does not exist counts 0 rows (a collection this warehouse does not hold). -#}
 {% test equal_row_count(model, compare_model) %}
 
 with model_rows as (
@@ -6,7 +7,7 @@ with model_rows as (
 ),
 
 compare_rows as (
-    select count(*) as row_count from {{ compare_model }}
+    select count(*) as row_count from {{ relation_or_empty(compare_model, relation_columns(compare_model)) }}
 )
 
 select

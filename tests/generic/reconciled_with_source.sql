@@ -2,8 +2,13 @@
     CDC load keeps for deleted documents), plus documents quarantined and never loaded, against the source count of the
     collection's last successful run in `_atlas_runs`, beyond the documents that changed while
     that run ran; or when that run's sampled `_id`/`updated_at` check found more stale rows than
-    that. The returned row names the collection. -#}
-{% test reconciled_with_source(model, collection, raw_table) %}
+    that. The returned row names the collection. A raw table that does not exist holds 0 rows:
+    the test passes where the collection was never loaded, fails where a run loaded it. -#}
+{#- Attached to the run history (`raw_table` names the collection's table) or to the raw table
+    itself (the run history is then the `atlas` source's `_atlas_runs`). -#}
+{% test reconciled_with_source(model, collection, raw_table=none) %}
+{%- set runs = model if raw_table is not none else source('atlas', '_atlas_runs') -%}
+{%- set raw_table = raw_table if raw_table is not none else model -%}
 
 with last_run as (
     select
@@ -14,7 +19,7 @@ with last_run as (
         changed_during_run,
         sample_mismatches,
         coalesce(live_rows_only, false) as live_rows_only
-    from {{ model }}
+    from {{ runs }}
     where
         collection = '{{ collection }}'
         and status = 'succeeded'
@@ -28,7 +33,7 @@ warehouse_rows as (
     select
         count(*) as all_rows,
         coalesce(sum(case when {{ deleted_at(raw_table, 'raw_rows') }} is null then 1 else 0 end), 0) as live_rows
-    from {{ raw_table }} as raw_rows
+    from {{ relation_or_empty(raw_table, relation_columns(raw_table)) }} as raw_rows
 ),
 
 warehouse as (

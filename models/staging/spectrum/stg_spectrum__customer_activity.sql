@@ -25,16 +25,20 @@ renamed as (
         -- customer, plans, usage, billing (macros/staging/customer_activity_flattened.sql)
         {{ customer_activity_flattened('landed') }}
 
-        -- service calls
-        {{ external_array_length('landed.service_calls') }} as service_call_count,
+        -- service calls: the tutorial's count where the document has it, else the array's length
+        coalesce(
+            cast(landed.cust_serv_calls as integer),
+            {{ external_array_length('landed.service_calls') }}
+        ) as service_call_count,
 
         -- booleans
-        landed.churned as is_churned,
+        {{ customer_activity_churned('landed') }} as is_churned,
+        landed.cust_serv_calls is null as lists_service_calls,
 
         -- timestamps
-        {{ utc_timestamp('cast(landed.record_date as timestamptz)') }} as record_at,
-        {{ utc_timestamp('cast(landed.updated_at as timestamptz)') }} as updated_at,
-        {{ utc_timestamp('cast(landed._atlas_extracted_at as timestamptz)') }} as extracted_at,
+        {{ text_timestamp('landed.record_date') }} as record_at,
+        {{ text_timestamp('landed.updated_at') }} as updated_at,
+        {{ text_timestamp('landed._atlas_extracted_at') }} as extracted_at,
         cast(null as timestamp) as deleted_at,
 
         -- load metadata
