@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default=None, help="debug, info, warning (default) or error; info with --follow")
     run.add_argument("--no-progress", action="store_true", help="no progress lines, even on a terminal")
 
+    scaffold = sub.add_parser("scaffold", help="write tested, documented dbt models for a database's collections "
+                              "from the schema files `run` writes", epilog=EXIT_CODES)
+    scaffold.add_argument("--database", required=True)
+    scaffold.add_argument("--collections", help="comma-separated collection names (default: every collection with a schema file)")
+    scaffold.add_argument("--schema-dir", type=Path, default=Path(os.environ.get("ATLAS_SCHEMA_DIR", "schemas")),
+                          help="where `run` wrote the schema files (default: $ATLAS_SCHEMA_DIR or schemas)")
+    scaffold.add_argument("--project-dir", type=Path, default=Path("."), help="the dbt project (default: .)")
+    scaffold.add_argument("--max-depth", type=int, default=3,
+                          help="object levels flattened into columns below a top-level field (default 3); deeper stays JSON")
+    scaffold.add_argument("--json", action="store_true", help="print the report as JSON")
+
     churn = sub.add_parser("churn", help="train, check or drop the churn model (Redshift ML or the local twin)", epilog=EXIT_CODES)
     churn.add_argument("action", choices=["train", "status", "drop"])
     churn.add_argument("--target", default="local", help="local (scikit-learn twin on DuckDB) or redshift (CREATE MODEL)")
@@ -171,6 +182,18 @@ def _print_summary(summary: "RunSummary", as_json: bool) -> None:
         print(f"  {collection}: FAILED: {error}")
 
 
+def _cmd_scaffold(args: argparse.Namespace) -> int:
+    from ingestion.scaffold import scaffold
+
+    collections = [c.strip() for c in args.collections.split(",") if c.strip()] if args.collections else None
+    report = scaffold(args.database, args.schema_dir, args.project_dir, collections, args.max_depth)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def _cmd_churn(args: argparse.Namespace) -> int:
     from ingestion.ml.churn import ChurnConfig, drop, redshift_state, train
 
@@ -262,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "churn":
             return _cmd_churn(args)
+        if args.command == "scaffold":
+            return _cmd_scaffold(args)
         return _cmd_local(args)
     except IngestError as exc:
         print(_error_line(args, redact_uri(str(exc)), exc.exit_code), file=sys.stderr)

@@ -25,7 +25,7 @@
 
 {#- The path as Redshift's SUPER navigation ('.usage.day', '."zipCode"'): keys other than
     lowercase identifiers are quoted, which keeps their case only where the session has
-    enable_case_sensitive_identifier on (README: Redshift and camelCase keys). -#}
+    enable_case_sensitive_identifier on (README: your own collections). -#}
 {% macro redshift_super_path(keys) %}
     {%- set parts = [] -%}
     {%- for key in keys -%}
