@@ -176,12 +176,13 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
             with existing_relations(manifest):
                 _dbt(["run", *common, "--threads", "1", "--select", "config.materialized:incremental",
                       "--vars", json.dumps(BUILD_VARS)])
-            # The landing-zone path: its staging models build only with atlas_source: spectrum.
-            _dbt(["run", *common, "--threads", "1", "--select", "path:models/staging/spectrum",
+            # The landing-zone path: its staging models (and the landing-zone query of generated
+            # ones, which land in the same file as their loaded query) with atlas_source: spectrum.
+            _dbt(["run", *common, "--threads", "1", "--select", "path:models/staging",
                   "--vars", json.dumps(SPECTRUM_VARS)])
             spectrum_manifest = json.loads((target_path / "manifest.json").read_text())
             nodes.update({uid: n for uid, n in spectrum_manifest["nodes"].items()
-                          if n["package_name"] == PROJECT and "/spectrum/" in n["original_file_path"]})
+                          if n["package_name"] == PROJECT and n["original_file_path"].startswith("models/staging/")})
             operations: list[tuple[str, int]] = []
             for name, op_args in OPERATIONS:
                 start = len(recorder.statements)

@@ -104,7 +104,8 @@
     {%- if existing is none or full_refresh -%}
         {%- set columns = [] -%}
         {%- for column in node.columns.values() -%}
-            {%- do columns.append(atlas_analytics.ml_identifier(column.name | lower, 'column') ~ " " ~ atlas_analytics.external_column_type(column.data_type)) -%}
+            {#- quoted: a collection's field may be a word Redshift reserves (`limit`, `open`) -#}
+            {%- do columns.append('"' ~ atlas_analytics.ml_identifier(column.name | lower, 'column') ~ '" ' ~ atlas_analytics.external_column_type(column.data_type)) -%}
         {%- endfor -%}
         {%- set partitions = [] -%}
         {%- for p in node.external.partitions or [] -%}

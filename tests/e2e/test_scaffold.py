@@ -19,7 +19,7 @@ import yaml
 from bson import Decimal128, Int64
 from pymongo import MongoClient
 
-from tests.conftest import BIN, copy_dbt_project, dbt_env, run_cli
+from tests.conftest import BIN, copy_dbt_project, dbt_env, duckdb_extension_directory, run_cli, s3_client
 from tests.e2e.test_reference_data import import_sample
 
 
@@ -35,8 +35,8 @@ def scaffold(database: str, work: Path, *args: str):
                    "--project-dir", str(work / "project"), *args)
 
 
-def dbt(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dbt_env(work / "w.duckdb", work / "target")
+def dbt(work: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**dbt_env(work / "w.duckdb", work / "target"), **(env or {})}
     return subprocess.run([str(BIN / "dbt"), *args, "--project-dir", str(work / "project")], cwd=work / "project",
                           capture_output=True, text=True, env=env, timeout=600)
 
@@ -46,10 +46,8 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
         return con.sql(sql).fetchall()
 
 
-# Figures a user would build on the generated models, as models of their own (enabled where the
-# generated models are: on the loaded raw tables).
-ENABLED = "{{ config(enabled=var('atlas_source', 'loaded') == 'loaded') }}\n"
-SALES_BY_STORE = ENABLED + """
+# Figures a user would build on the generated models, as models of their own.
+SALES_BY_STORE = """
 select
     sales.store_location,
     sum(items.price * items.quantity) as revenue,
@@ -58,7 +56,7 @@ from {{ ref('stg_sample_supplies__sales__items') }} as items
 inner join {{ ref('stg_sample_supplies__sales') }} as sales on items.sale_id = sales.sale_id
 group by sales.store_location
 """
-PRODUCTS_PER_ACCOUNT = ENABLED + """
+PRODUCTS_PER_ACCOUNT = """
 select
     accounts.account_document_id,
     count(products.product_index) as products
@@ -189,6 +187,59 @@ def test_generated_models_compile_for_redshift(samples, tmp_path):
     assert "parent.items as element at element_index" in items and "cast(element.price as decimal(38, 9))" in items
 
 
+def test_generated_models_read_the_landing_zone_in_place(samples, mongo_server, s3_server):
+    """The generated external table (Spectrum types from discovery; a view over read_json on
+    DuckDB) reads every document `--destination s3` landed, and the generated models (and a
+    user's model over them) built with atlas_source: spectrum hold the rows the loaded path gives."""
+    work = samples["work"]
+    sources = yaml.safe_load((work / "project/models/staging/sample_supplies/_sample_supplies__sources.yml").read_text())
+    landing = next(s for s in sources["sources"] if s["name"] == "sample_supplies_landing")
+    types = {c["name"]: c["data_type"] for c in landing["tables"][0]["columns"]}
+    assert types["customer"] == "struct<gender:varchar(65535),age:bigint,email:varchar(65535),satisfaction:bigint>"
+    assert types["items"] == ("array<struct<name:varchar(65535),tags:array<varchar(65535)>,price:decimal(38,9),"
+                              "quantity:bigint>>")
+    assert types["sale_date"] == "varchar(40)" and types["_id"] == "varchar(512)"
+
+    s3_client(s3_server).create_bucket(Bucket="landing-scaffold")
+    landed = run_cli("run", "--uri", mongo_server.uri, "--database", "sample_supplies", "--destination", "s3",
+                     "--bucket-url", "s3://landing-scaffold", "--prefix", "atlas", "--pipelines-dir",
+                     str(work / "p_s3"), "--schema-dir", str(work / "schemas_s3"), "--no-progress", env=s3_server)
+    assert landed.returncode == 0, landed.stderr
+    spectrum_vars = '{"atlas_source": "spectrum", "landing_url": "s3://landing-scaffold/atlas"}'
+    spectrum = {**s3_server, "DBT_DUCKDB_PATH": str(work / "spectrum.duckdb")}
+    staged = dbt(work, "run-operation", "stage_external_sources", "--args", "{select: sample_supplies_landing.sales}",
+                 "--vars", spectrum_vars, env=spectrum)
+    assert staged.returncode == 0, staged.stdout[-3000:]
+    # the generated models and a user's model over them, built from the landing zone alone
+    built = dbt(work, "build", "--select", "path:models/staging/sample_supplies+", "--vars", spectrum_vars, env=spectrum)
+    assert built.returncode == 0, built.stdout[-5000:]
+    con = duckdb.connect(str(work / "spectrum.duckdb"), read_only=True)
+    try:  # the landing zone's views read S3: DuckDB's S3 reader, pointed at the local server
+        con.sql(f"set extension_directory = '{duckdb_extension_directory()}'; load httpfs; "
+                f"create secret (type s3, key_id 'testing', secret 'testing', region 'us-east-1', "
+                f"endpoint '{s3_server['AWS_ENDPOINT_URL'].split('://')[1]}', url_style 'path', use_ssl false)")
+        for relation, key, left_out in (
+            ("analytics.sales_by_store", "store_location", ""),
+            ("analytics_staging.stg_sample_supplies__sales", "sale_id", " exclude (extracted_at, deleted_at, dlt_load_id, items)"),
+            ("analytics_staging.stg_sample_supplies__sales__items", "sale_id, item_index", " exclude (extracted_at, deleted_at, tags)"),
+            ("analytics_staging.stg_sample_supplies__sales__items__tags", "sale_id, item_index, tag_index",
+             " exclude (extracted_at, deleted_at)"),
+        ):
+            sql = f"select *{left_out} from {relation} order by {key}"
+            loaded_rows, landed_rows = query(work / "w.duckdb", sql), con.sql(sql).fetchall()
+            assert len(loaded_rows) > 0 and landed_rows == loaded_rows, relation
+        rows = {r[0]: r[1:] for r in con.sql(
+            "select _id, store_location, sale_date, json_extract_string(customer, '$.email'), "
+            "json_array_length(items) from atlas_landing.sample_supplies__sales").fetchall()}
+    finally:
+        con.close()
+    assert len(rows) == len(samples["sales"])
+    for doc in samples["sales"]:
+        store, sale_date, email, items = rows[str(doc["_id"])]
+        assert store == doc["storeLocation"] and email == doc["customer"]["email"] and items == len(doc["items"])
+        assert datetime.fromisoformat(sale_date) == doc["saleDate"].replace(tzinfo=timezone.utc)
+
+
 def awkward_documents(first: int, count: int, gift_wrap: bool = False) -> list[dict]:
     docs = []
     for i in range(first, first + count):
@@ -211,7 +262,7 @@ def awkward_documents(first: int, count: int, gift_wrap: bool = False) -> list[d
     return docs
 
 
-def test_an_awkward_collection_scaffolds_changes_and_keeps_a_users_edit(mongo_server, tmp_path):
+def test_an_awkward_collection_scaffolds_changes_and_keeps_a_users_edit(mongo_server, s3_server, tmp_path):
     work = tmp_path
     copy_dbt_project(work / "project")
     with MongoClient(mongo_server.uri) as client:
@@ -229,8 +280,9 @@ def test_an_awkward_collection_scaffolds_changes_and_keeps_a_users_edit(mongo_se
             "stg_shop__orders.sql", "stg_shop__orders__scores.sql", "stg_shop__orders__shipments.sql",
             "stg_shop__orders__shipments__parcels.sql"]
         staging = folder / "stg_shop__orders.sql"
-        assert "source.status," in staging.read_text()
-        staging.write_text(staging.read_text().replace("source.status,", "lower(source.status) as status,"))
+        assert "source.status," in staging.read_text() and "landed.status," in staging.read_text()
+        staging.write_text(staging.read_text().replace("source.status,", "lower(source.status) as status,")
+                           .replace("landed.status,", "lower(landed.status) as status,"))  # both queries
 
         orders.insert_many(awkward_documents(40, 20, gift_wrap=True))
         ingest(mongo_server.uri, "shop", work)
@@ -239,6 +291,7 @@ def test_an_awkward_collection_scaffolds_changes_and_keeps_a_users_edit(mongo_se
         assert "merged" in second.stdout and "new columns in stg_shop__orders: gift_wrap" in second.stdout, second.stdout
         text = staging.read_text()
         assert "lower(source.status) as status," in text and "source.gift_wrap" in text
+        assert "lower(landed.status) as status," in text and "landed.gift_wrap" in text
         built = dbt(work, "build", "--select", "path:models/staging/shop+")
         assert built.returncode == 0, built.stdout[-5000:]
         docs = list(orders.find())
@@ -266,6 +319,38 @@ def test_an_awkward_collection_scaffolds_changes_and_keeps_a_users_edit(mongo_se
     assert sorted(parcels) == sorted((_id_text(d["_id"]), s, p, parcel["trackingId"], parcel["weight"])
                                      for d in docs for s, shipment in enumerate(d["shipments"])
                                      for p, parcel in enumerate(shipment["parcels"]))
+
+    # The same models over the landing zone: a map of objects, arrays in arrays, camelCase keys.
+    s3_client(s3_server).create_bucket(Bucket="landing-shop")
+    landed = run_cli("run", "--uri", mongo_server.uri, "--database", "shop", "--destination", "s3", "--bucket-url",
+                     "s3://landing-shop", "--prefix", "atlas", "--pipelines-dir", str(work / "p_s3"), "--schema-dir",
+                     str(work / "schemas_s3"), "--no-progress", env=s3_server)
+    assert landed.returncode == 0, landed.stderr
+    spectrum_vars = '{"atlas_source": "spectrum", "landing_url": "s3://landing-shop/atlas"}'
+    spectrum = {**s3_server, "DBT_DUCKDB_PATH": str(work / "spectrum.duckdb")}
+    staged = dbt(work, "run-operation", "stage_external_sources", "--args", "{select: shop_landing.orders}",
+                 "--vars", spectrum_vars, env=spectrum)
+    assert staged.returncode == 0, staged.stdout[-3000:]
+    built = dbt(work, "build", "--select", "path:models/staging/shop+", "--vars", spectrum_vars, env=spectrum)
+    assert built.returncode == 0, built.stdout[-5000:]
+    con = duckdb.connect(str(work / "spectrum.duckdb"), read_only=True)
+    try:
+        con.sql(f"set extension_directory = '{duckdb_extension_directory()}'; load httpfs; "
+                f"create secret (type s3, key_id 'testing', secret 'testing', region 'us-east-1', "
+                f"endpoint '{s3_server['AWS_ENDPOINT_URL'].split('://')[1]}', url_style 'path', use_ssl false)")
+        for relation, key, left_out in (
+            # a key with a dot (`zip.code`) is no Spectrum struct field: null in the landing zone
+            ("stg_shop__orders", "order_id", "extracted_at, deleted_at, dlt_load_id, scores, shipments, shipping__zip_code"),
+            ("stg_shop__orders__scores", "order_id, score_key", "extracted_at, deleted_at"),
+            ("stg_shop__orders__shipments", "order_id, shipment_index", "extracted_at, deleted_at, parcels"),
+            ("stg_shop__orders__shipments__parcels", "order_id, shipment_index, parcel_index", "extracted_at, deleted_at"),
+        ):
+            sql = f"select * exclude ({left_out}) from analytics_staging.{relation} order by {key}"
+            loaded_rows, landed_rows = query(warehouse, sql), con.sql(sql).fetchall()
+            assert len(loaded_rows) > 0 and landed_rows == loaded_rows, relation
+        assert con.sql("select count(shipping__zip_code) from analytics_staging.stg_shop__orders").fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def _id_text(value: int) -> str:
