@@ -201,17 +201,20 @@ def test_generated_models_read_the_landing_zone_in_place(samples, mongo_server, 
     assert types["sale_date"] == "varchar(40)" and types["_id"] == "varchar(512)"
 
     s3_client(s3_server).create_bucket(Bucket="landing-scaffold")
-    landed = run_cli("run", "--uri", mongo_server.uri, "--database", "sample_supplies", "--destination", "s3",
-                     "--bucket-url", "s3://landing-scaffold", "--prefix", "atlas", "--pipelines-dir",
-                     str(work / "p_s3"), "--schema-dir", str(work / "schemas_s3"), "--no-progress", env=s3_server)
-    assert landed.returncode == 0, landed.stderr
+    for database in ("sample_supplies", "sample_analytics"):
+        landed = run_cli("run", "--uri", mongo_server.uri, "--database", database, "--destination", "s3",
+                         "--bucket-url", "s3://landing-scaffold", "--prefix", "atlas", "--pipelines-dir",
+                         str(work / "p_s3"), "--schema-dir", str(work / "schemas_s3"), "--no-progress", env=s3_server)
+        assert landed.returncode == 0, landed.stderr
     spectrum_vars = '{"atlas_source": "spectrum", "landing_url": "s3://landing-scaffold/atlas"}'
     spectrum = {**s3_server, "DBT_DUCKDB_PATH": str(work / "spectrum.duckdb")}
-    staged = dbt(work, "run-operation", "stage_external_sources", "--args", "{select: sample_supplies_landing.sales}",
-                 "--vars", spectrum_vars, env=spectrum)
+    staged = dbt(work, "run-operation", "stage_external_sources", "--args",
+                 "{select: 'sample_supplies_landing.sales,sample_analytics_landing.accounts'}", "--vars", spectrum_vars,
+                 env=spectrum)
     assert staged.returncode == 0, staged.stdout[-3000:]
-    # the generated models and a user's model over them, built from the landing zone alone
-    built = dbt(work, "build", "--select", "path:models/staging/sample_supplies+", "--vars", spectrum_vars, env=spectrum)
+    # the generated models and a user's models over them, built from the landing zone alone
+    built = dbt(work, "build", "--select", "path:models/staging/sample_supplies+", "path:models/staging/sample_analytics+",
+                "--vars", spectrum_vars, env=spectrum)
     assert built.returncode == 0, built.stdout[-5000:]
     con = duckdb.connect(str(work / "spectrum.duckdb"), read_only=True)
     try:  # the landing zone's views read S3: DuckDB's S3 reader, pointed at the local server
@@ -220,6 +223,9 @@ def test_generated_models_read_the_landing_zone_in_place(samples, mongo_server, 
                 f"endpoint '{s3_server['AWS_ENDPOINT_URL'].split('://')[1]}', url_style 'path', use_ssl false)")
         for relation, key, left_out in (
             ("analytics.sales_by_store", "store_location", ""),
+            ("analytics.products_per_account", "account_document_id", ""),
+            ("analytics_staging.stg_sample_analytics__accounts__products", "account_document_id, product_index",
+             " exclude (extracted_at, deleted_at)"),
             ("analytics_staging.stg_sample_supplies__sales", "sale_id", " exclude (extracted_at, deleted_at, dlt_load_id, items)"),
             ("analytics_staging.stg_sample_supplies__sales__items", "sale_id, item_index", " exclude (extracted_at, deleted_at, tags)"),
             ("analytics_staging.stg_sample_supplies__sales__items__tags", "sale_id, item_index, tag_index",
