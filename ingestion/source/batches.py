@@ -234,7 +234,7 @@ def _convert_column(values: list[Any], registry: ColumnRegistry, name: str, fail
         try:
             converted = CONVERTERS[registry.kinds[target]](value)
         except Exception as exc:
-            failed.setdefault(i, f"field '{name}': {type(exc).__name__}: {exc}")
+            failed.setdefault(i, _failure_reason(name, value, exc))
             continue
         out.setdefault(target, [None] * n)[i] = converted
     return out
@@ -286,18 +286,47 @@ def convert_documents(
     )
 
 
+def _failure_reason(name: str, value: Any, exc: Exception) -> str:
+    if "recursion" in str(exc).lower() or isinstance(exc, RecursionError):
+        return (f"field '{name}': nested deeper than a JSON column holds ({JSON_MAX_DEPTH} levels; MongoDB itself "
+                f"allows {MONGODB_MAX_DEPTH})")
+    return f"field '{name}': {type(exc).__name__}: {exc}"
+
+
+# orjson's limit on nesting, and MongoDB's own on documents.
+JSON_MAX_DEPTH = 254
+MONGODB_MAX_DEPTH = 100
+_CUT = {"$atlasCut": f"nested deeper than {MONGODB_MAX_DEPTH} levels"}
+
+
+def _shallow(value: Any, cut: list[bool], depth: int = 0) -> Any:
+    """`value` with whatever is nested deeper than MongoDB allows replaced by a marker (and
+    `cut[0]` set): the quarantine keeps such a document without recursing into all of it."""
+    if depth >= MONGODB_MAX_DEPTH and isinstance(value, (dict, list)):
+        cut[0] = True
+        return _CUT
+    if isinstance(value, dict):
+        return {k: _shallow(v, cut, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shallow(v, cut, depth + 1) for v in value]
+    return value
+
+
 def quarantine_rows(collection: str, items: list[Quarantined], max_document_chars: int = 60_000) -> list[dict[str, Any]]:
     """Rows of the `_atlas_quarantine` table. The document is kept as canonical extended JSON,
-    cut at `max_document_chars` (Redshift's varchar limit); the source keeps the whole of it."""
+    cut at `max_document_chars` (Redshift's varchar limit) and below MongoDB's nesting limit;
+    the source keeps the whole of it."""
     rows = []
     for q in items:
-        text = json_util.dumps(q.document, json_options=json_util.CANONICAL_JSON_OPTIONS) if q.document else ""
+        cut = [False]
+        document = _shallow(q.document, cut)
+        text = json_util.dumps(document, json_options=json_util.CANONICAL_JSON_OPTIONS) if q.document else ""
         rows.append({
             "collection": collection,
             "document_id": q.document_id,
             "reason": q.reason,
             "document": text[:max_document_chars],
-            "document_truncated": len(text) > max_document_chars,
+            "document_truncated": cut[0] or len(text) > max_document_chars,
             "quarantined_at": datetime.now(timezone.utc),
         })
     return rows

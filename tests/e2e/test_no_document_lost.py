@@ -1,0 +1,44 @@
+"""Paths that used to lose, duplicate or freeze documents while the run exited 0: each test here
+reproduces one and checks that every document ends up loaded or quarantined with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from pymongo import MongoClient
+
+from tests.conftest import run_cli
+
+
+def run(uri: str, database: str, work: Path, *args: str):
+    return run_cli("run", "--uri", uri, "--database", database, "--warehouse", str(work / "w.duckdb"),
+                   "--pipelines-dir", str(work / "pipelines"), "--no-progress", *args)
+
+
+def rows(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels):
+        value = {"n": value}
+    return value
+
+
+def test_a_document_nested_too_deep_is_quarantined_and_later_runs_still_load(mongo_server, tmp_path):
+    """MongoDB caps nesting at 100 levels, the local server does not: a document nested 900
+    levels deep goes to the quarantine with the reason, run after run, and the others load."""
+    with MongoClient(mongo_server.uri) as client:
+        client.drop_database("deepdb")
+        client["deepdb"]["things"].insert_many([{"_id": 1, "ok": True}, {"_id": 2, "tree": deep(900)}])
+    for _ in range(2):  # the next full run too
+        r = run(mongo_server.uri, "deepdb", tmp_path)
+        assert r.returncode == 0, r.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert rows(warehouse, "select _id from raw_atlas.things") == [('{"$numberInt": "1"}',)]
+    quarantined = rows(warehouse, "select document_id, reason, document_truncated from raw_atlas._atlas_quarantine")
+    assert {q[0] for q in quarantined} == {'{"$numberInt": "2"}'}
+    assert all("nested deeper than" in q[1] and q[2] for q in quarantined), quarantined
