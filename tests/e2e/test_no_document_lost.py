@@ -42,3 +42,25 @@ def test_a_document_nested_too_deep_is_quarantined_and_later_runs_still_load(mon
     quarantined = rows(warehouse, "select document_id, reason, document_truncated from raw_atlas._atlas_quarantine")
     assert {q[0] for q in quarantined} == {'{"$numberInt": "2"}'}
     assert all("nested deeper than" in q[1] and q[2] for q in quarantined), quarantined
+
+
+def test_cdc_quarantines_what_it_cannot_load_in_the_snapshot_and_the_stream(mongo_server, tmp_path):
+    """The same documents full mode quarantines are quarantined by CDC too, in the snapshot and
+    in change events, and the run reconciles: documents read = rows loaded + quarantined."""
+    with MongoClient(mongo_server.uri) as client:
+        client.drop_database("cdcbad")
+        things = client["cdcbad"]["things"]
+        things.insert_many([{"_id": 1, "ok": True}, {"_id": "x" * 600, "ok": False}])
+        first = run(mongo_server.uri, "cdcbad", tmp_path, "--mode", "cdc", "--json")
+        assert first.returncode == 0, first.stderr
+        things.insert_many([{"_id": 2, "ok": True}, {"_id": 3, "tree": deep(900)}])
+        second = run(mongo_server.uri, "cdcbad", tmp_path, "--mode", "cdc", "--json")
+        assert second.returncode == 0, second.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert sorted(rows(warehouse, "select _id from raw_atlas.things")) == [('{"$numberInt": "1"}',), ('{"$numberInt": "2"}',)]
+    quarantined = dict(rows(warehouse, "select document_id, reason from raw_atlas._atlas_quarantine"))
+    assert set(quarantined) == {"x" * 600, '{"$numberInt": "3"}'}, quarantined
+    assert "over the 512-character column" in quarantined["x" * 600]
+    assert "nested deeper than" in quarantined['{"$numberInt": "3"}']
+    runs = rows(warehouse, "select quarantined, reconciliation from raw_atlas._atlas_runs order by started_at")
+    assert [r[0] for r in runs] == [1, 1] and all(r[1] != "diverged" for r in runs), runs
