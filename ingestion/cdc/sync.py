@@ -29,9 +29,9 @@ from pymongo import MongoClient
 
 from ingestion import progress
 from ingestion.config import CollectionConfig
-from ingestion.errors import SourceError
+from ingestion.errors import IngestError, SourceError
+from ingestion.load.checked_run import run_checked
 from ingestion.load.destinations import ResolvedDestination
-from ingestion.load.memory import load_within_memory
 from ingestion.mongo.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
 from ingestion.mongo.change_stream import (
     ROW_OPERATIONS,
@@ -197,8 +197,16 @@ class CollectionSync:
         ]
         if events and target.land_events:
             resources.append(self._events_resource(events))
-        load_within_memory(target.pipeline, target.destination.duckdb_credentials,
-                           lambda: target.pipeline.run(resources, loader_file_format=target.destination.loader_file_format))
+        def check(_: Any) -> None:
+            """Every row produced is written or quarantined, before the load (and its checkpoint) commits."""
+            if stats.documents_read != stats.rows_written + len(stats.quarantine):
+                raise IngestError(
+                    f"collection '{self.config.name}': produced {stats.documents_read} rows but wrote "
+                    f"{stats.rows_written} and quarantined {len(stats.quarantine)}; nothing was loaded"
+                )
+
+        run_checked(target.pipeline, resources, target.destination.loader_file_format,
+                    target.destination.duckdb_credentials, check)
         # Every column the registry declared is in the table now: a wider value in a later load of
         # this run widens it in the warehouse first, as one in a later run would.
         self.registry.stored.update(self.registry.kinds)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 
 import dlt
+from dlt.common.pipeline import NormalizeInfo
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo import MongoClient
 
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
-from ingestion.load.memory import load_within_memory
+from ingestion.load.checked_run import run_checked
 from ingestion.load.recovery import discard_failed_load
 from ingestion.naming import table_name
 from ingestion.ops.plan import Plan, index_warning
@@ -59,17 +60,20 @@ def _load_collection(
         batch_docs=config.batch_docs, item_format=target.item_format, max_row_bytes=target.max_row_bytes,
         sample_size=config.sample_size,
     )
-    load_within_memory(pipeline, target.duckdb_credentials,
-                       lambda: pipeline.run(source, loader_file_format=target.loader_file_format))
-    trace = pipeline.last_trace
-    row_counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
-    loaded = s.rows_written if target.item_format == "jsonl" else row_counts.get(table, 0)
-    if s.documents_read != loaded + len(s.quarantine):
-        raise IngestError(
-            f"collection '{cc.name}': read {s.documents_read} documents but loaded {loaded} rows "
-            f"and quarantined {len(s.quarantine)}"
-        )
+    loaded = 0
+
+    def check(info: NormalizeInfo) -> None:
+        """Every document read is a row or quarantined, before any of them loads."""
+        nonlocal loaded
+        # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
+        loaded = s.rows_written if target.item_format == "jsonl" else info.row_counts.get(table, 0)
+        if s.documents_read != loaded + len(s.quarantine):
+            raise IngestError(
+                f"collection '{cc.name}': read {s.documents_read} documents but normalized {loaded} rows "
+                f"and quarantined {len(s.quarantine)}; nothing was loaded"
+            )
+
+    run_checked(pipeline, source, target.loader_file_format, target.duckdb_credentials, check)
     summary = TableSummary(
         cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
         s.registry.new_columns, s.registry.variant_columns, warnings, first_load,

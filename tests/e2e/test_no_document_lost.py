@@ -64,3 +64,39 @@ def test_cdc_quarantines_what_it_cannot_load_in_the_snapshot_and_the_stream(mong
     assert "nested deeper than" in quarantined['{"$numberInt": "3"}']
     runs = rows(warehouse, "select quarantined, reconciliation from raw_atlas._atlas_runs order by started_at")
     assert [r[0] for r in runs] == [1, 1] and all(r[1] != "diverged" for r in runs), runs
+
+
+def test_a_failed_row_check_loads_nothing_and_keeps_the_cursor(mongo_server, tmp_path, monkeypatch):
+    """Documents read = rows + quarantined is checked before the load: when a document goes
+    missing on the way (here a converter that drops one), nothing of the run loads and the
+    cursor stays, so the next run reads those documents again."""
+    from datetime import datetime, timedelta, timezone
+
+    import pytest
+
+    import ingestion.source.resources as resources
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.errors import IngestError
+    from ingestion.ops.run import run as run_in_process
+
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    with MongoClient(mongo_server.uri) as client:
+        client.drop_database("checkdb")
+        events = client["checkdb"]["events"]
+        events.insert_many([{"_id": i, "updated_at": start + timedelta(minutes=i)} for i in range(100)])
+        config = RunConfig(uri=mongo_server.uri, database="checkdb", collections=["events"],
+                           overrides={"mode": "incremental", "cursor_field": "updated_at"},
+                           destination=DestinationConfig(warehouse=tmp_path / "w.duckdb"), pipelines_dir=tmp_path / "p")
+        assert run_in_process(config).tables[0].rows_loaded == 100
+        events.insert_many([{"_id": i, "updated_at": start + timedelta(minutes=i)} for i in range(100, 110)])
+
+        convert = resources.convert_documents
+        monkeypatch.setattr(resources, "convert_documents", lambda docs, *a, **k: convert(docs[:-1], *a, **k))
+        with pytest.raises(IngestError, match="nothing was loaded"):
+            run_in_process(config)
+        assert rows(tmp_path / "w.duckdb", "select count(*) from raw_atlas.events") == [(100,)]
+        monkeypatch.setattr(resources, "convert_documents", convert)
+
+        again = run_in_process(config).tables[0]
+    assert again.documents_read == 11  # the 10 new ones, and the one at the stored cursor ($gte)
+    assert rows(tmp_path / "w.duckdb", "select count(*) from raw_atlas.events") == [(110,)]
