@@ -29,7 +29,7 @@ from pymongo import MongoClient
 
 from ingestion import progress
 from ingestion.config import CollectionConfig
-from ingestion.errors import IngestError, SourceError
+from ingestion.errors import SourceError
 from ingestion.load.checked_run import run_checked
 from ingestion.load.destinations import ResolvedDestination
 from ingestion.mongo.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
@@ -197,13 +197,8 @@ class CollectionSync:
         ]
         if events and target.land_events:
             resources.append(self._events_resource(events))
-        def check(_: Any) -> None:
-            """Every row produced is written or quarantined, before the load (and its checkpoint) commits."""
-            if stats.documents_read != stats.rows_written + len(stats.quarantine):
-                raise IngestError(
-                    f"collection '{self.config.name}': produced {stats.documents_read} rows but wrote "
-                    f"{stats.rows_written} and quarantined {len(stats.quarantine)}; nothing was loaded"
-                )
+        def check(info: Any) -> None:  # before the load (and its checkpoint) commits
+            stats.checked_rows(self.config.name, self.table, target.destination.item_format, info)
 
         run_checked(target.pipeline, resources, target.destination.loader_file_format,
                     target.destination.duckdb_credentials, check)

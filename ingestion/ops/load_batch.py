@@ -63,15 +63,8 @@ def _load_collection(
     loaded = 0
 
     def check(info: NormalizeInfo) -> None:
-        """Every document read is a row or quarantined, before any of them loads."""
         nonlocal loaded
-        # Imported jsonl files are not re-counted by dlt's normalizer: their rows were counted as written.
-        loaded = s.rows_written if target.item_format == "jsonl" else info.row_counts.get(table, 0)
-        if s.documents_read != loaded + len(s.quarantine):
-            raise IngestError(
-                f"collection '{cc.name}': read {s.documents_read} documents but normalized {loaded} rows "
-                f"and quarantined {len(s.quarantine)}; nothing was loaded"
-            )
+        loaded = s.checked_rows(cc.name, table, target.item_format, info)
 
     run_checked(pipeline, source, target.loader_file_format, target.duckdb_credentials, check)
     summary = TableSummary(

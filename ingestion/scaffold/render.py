@@ -104,7 +104,7 @@ def _select_list(columns: list[Column], relation: str, landing: bool = False) ->
         for column in groups[group]:
             expression = (column.landing or "") if landing else column.expression
             # the unnest's own columns are unqualified on both warehouses: say so to the linter
-            unqualified = expression in ("element_index", "element_key") or (landing and expression.endswith("_index"))
+            unqualified = "." not in expression and expression.endswith(("_index", "_key"))
             lines.append([f"        {_expression(expression, column.name, relation)},",
                           "  -- noqa: RF03" if unqualified else ""])
     last = next(line for line in reversed(lines) if line[0].endswith(","))

@@ -234,7 +234,7 @@ def _convert_column(values: list[Any], registry: ColumnRegistry, name: str, fail
         try:
             converted = CONVERTERS[registry.kinds[target]](value)
         except Exception as exc:
-            failed.setdefault(i, _failure_reason(name, value, exc))
+            failed.setdefault(i, _failure_reason(name, exc))
             continue
         out.setdefault(target, [None] * n)[i] = converted
     return out
@@ -286,7 +286,7 @@ def convert_documents(
     )
 
 
-def _failure_reason(name: str, value: Any, exc: Exception) -> str:
+def _failure_reason(name: str, exc: Exception) -> str:
     if "recursion" in str(exc).lower() or isinstance(exc, RecursionError):
         return (f"field '{name}': nested deeper than a JSON column holds ({JSON_MAX_DEPTH} levels; MongoDB itself "
                 f"allows {MONGODB_MAX_DEPTH})")

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import dlt
+from dlt.common.pipeline import NormalizeInfo
 from dlt.extract.resource import DltResource
 from pymongo import MongoClient
 
 from ingestion import progress
 from ingestion.config import CollectionConfig
+from ingestion.errors import IngestError
 from ingestion.mongo.reads import id_range_filters, read_parallel
 from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE, CollectionSchema, discover
 from ingestion.source.batches import (
@@ -69,6 +71,18 @@ class CollectionStats:
     registry: ColumnRegistry = field(default_factory=ColumnRegistry)
     expected: int | None = None  # documents the run expects to read, when known (for progress)
     schema: CollectionSchema | None = None  # what discovery's sample held, when it ran
+
+    def checked_rows(self, collection: str, table: str, item_format: ItemFormat, info: NormalizeInfo) -> int:
+        """The rows dlt normalized into `table` for this load, once every document read is one of
+        them or quarantined; IngestError otherwise, before anything loads. Imported jsonl files
+        are not re-counted by dlt's normalizer: their rows were counted as written."""
+        rows = self.rows_written if item_format == "jsonl" else info.row_counts.get(table, 0)
+        if self.documents_read != rows + len(self.quarantine):
+            raise IngestError(
+                f"collection '{collection}': read {self.documents_read} documents but normalized {rows} rows "
+                f"and quarantined {len(self.quarantine)}; nothing was loaded"
+            )
+        return rows
 
 
 QUARANTINE_COLUMNS: dict[str, dict[str, Any]] = {

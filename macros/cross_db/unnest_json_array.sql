@@ -19,10 +19,17 @@
 {% endmacro %}
 
 {% macro duckdb__unnest_json_array(relation_alias, column, element) %}
+    {{- atlas_analytics.duckdb_unnest_array(relation_alias ~ '.' ~ column, [], element) -}}
+{%- endmacro %}
+
+{#- DuckDB: rows of the array at `keys` inside the JSON value `value` (also the landing zone's,
+    macros/spectrum/landed.sql). -#}
+{% macro duckdb_unnest_array(value, keys, element) %}
+    {%- set array = "json_extract(" ~ value ~ ", '" ~ atlas_analytics.duckdb_json_path(keys) ~ "[*]')" %}
     cross join lateral (
         select
-            unnest(json_extract({{ relation_alias }}.{{ column }}, '$[*]')) as {{ element }},
-            generate_subscripts(json_extract({{ relation_alias }}.{{ column }}, '$[*]'), 1) - 1 as {{ element }}_index
+            unnest({{ array }}) as {{ element }},
+            generate_subscripts({{ array }}, 1) - 1 as {{ element }}_index
     ) as {{ element }}_rows
 {%- endmacro %}
 

@@ -19,6 +19,13 @@
 {% endmacro %}
 
 {% macro duckdb__unnest_json_object(relation_alias, column, entry) %}
+    {{- atlas_analytics.duckdb_unnest_object(relation_alias ~ '.' ~ column, [], entry) -}}
+{%- endmacro %}
+
+{#- DuckDB: rows of the object at `keys` inside the JSON value `value` (also the landing zone's,
+    macros/spectrum/landed.sql). -#}
+{% macro duckdb_unnest_object(value, keys, entry) %}
+    {%- set object = "json_extract(" ~ value ~ ", '" ~ atlas_analytics.duckdb_json_path(keys) ~ "')" %}
     cross join lateral (
         select
             unnest(map_keys({{ entry }}_map)) as {{ entry }}_key,
@@ -26,8 +33,8 @@
         from (
             select
                 case
-                    when json_type({{ relation_alias }}.{{ column }}) = 'OBJECT'
-                        then try_cast({{ relation_alias }}.{{ column }} as map(varchar, json))
+                    when json_type({{ object }}) = 'OBJECT'
+                        then try_cast({{ object }} as map(varchar, json))
                 end as {{ entry }}_map
         ) as {{ entry }}_maps
     ) as {{ entry }}_rows

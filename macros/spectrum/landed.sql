@@ -37,12 +37,11 @@
 {% endmacro %}
 
 {% macro default__landed_array(parent, keys, element) %}
-    {%- set array = "json_extract(" ~ parent ~ ", '" ~ atlas_analytics.duckdb_json_path(keys) ~ "[*]')" -%}
-    cross join lateral (
-        select
-            unnest({{ array }}) as {{ element }},
-            generate_subscripts({{ array }}, 1) - 1 as {{ element }}_index
-    ) as {{ element }}_rows
+    {{ exceptions.raise_compiler_error("landed_array is not implemented for " ~ target.type) }}
+{% endmacro %}
+
+{% macro duckdb__landed_array(parent, keys, element) %}
+    {{- atlas_analytics.duckdb_unnest_array(parent, keys, element) -}}
 {%- endmacro %}
 
 {% macro redshift__landed_array(parent, keys, element) %}
@@ -59,18 +58,11 @@
 {% endmacro %}
 
 {% macro default__landed_object(parent, keys, entry) %}
-    {%- set value = "json_extract(" ~ parent ~ ", '" ~ atlas_analytics.duckdb_json_path(keys) ~ "')" -%}
-    cross join lateral (
-        select
-            unnest(map_keys({{ entry }}_map)) as {{ entry }}_key,
-            unnest(map_values({{ entry }}_map)) as {{ entry }}
-        from (
-            select
-                case
-                    when json_type({{ value }}) = 'OBJECT' then try_cast({{ value }} as map(varchar, json))
-                end as {{ entry }}_map
-        ) as {{ entry }}_maps
-    ) as {{ entry }}_rows
+    {{ exceptions.raise_compiler_error("landed_object is not implemented for " ~ target.type) }}
+{% endmacro %}
+
+{% macro duckdb__landed_object(parent, keys, entry) %}
+    {{- atlas_analytics.duckdb_unnest_object(parent, keys, entry) -}}
 {%- endmacro %}
 
 {#- Spectrum unnests a map as an array of struct<key, value>. -#}

@@ -113,3 +113,20 @@ def test_write_generated_never_overwrites_an_edit(tmp_path: Path):
     (tmp_path / own).write_text("select 1\n")
     assert write_generated(tmp_path, own, BASE).action == "not-generated"
     assert (tmp_path / own).read_text() == "select 1\n"
+
+
+def test_a_field_no_spectrum_type_fits_says_so_and_reads_null_only_in_the_landing_zone():
+    """An array whose elements are objects in some documents and strings in others has no one
+    Spectrum type: the external table leaves it out, and its model has no rows there (say so)."""
+    layout = plan_collection(schema(
+        {"path": "notes", "types": ["array"], "presence": 1.0, "column": "notes", "column_type": "json"},
+        {"path": "notes[]", "types": ["object", "string"], "presence": 1.0},
+        {"path": "notes[].text", "types": ["string"], "presence": 1.0},
+    ))
+    assert "notes" not in {c.name for c in layout.landing_columns}
+    assert any(note.startswith("notes: not in the landing zone") for note in layout.skipped)
+    _, notes = layout.models
+    assert notes.landed_from is None and "No rows in the landing zone" in notes.description
+    landed_query = model_sql(notes, layout).split("{% else %}")[0]
+    assert "where 1 = 0" in landed_query and "landed_array" not in landed_query
+    assert "unnest_json_array('parent', 'notes', 'element')" in model_sql(notes, layout)  # the loaded path reads it
