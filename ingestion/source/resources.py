@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -36,7 +36,7 @@ from ingestion.source.batches import (
     quarantine_rows,
     stored_kinds,
 )
-from ingestion.source.cursors import decode_cursor, encode_cursor, incremental_filters, max_cursor
+from ingestion.source.cursors import Cursors, decode_cursors, incremental_filters, max_cursors, store_cursors
 from ingestion.source.widen import widen_columns
 
 QUARANTINE_TABLE = "_atlas_quarantine"
@@ -66,8 +66,8 @@ class CollectionStats:
     documents_read: int = 0
     rows_written: int = 0
     quarantine: list[Quarantined] = field(default_factory=list)
-    cursor_from: Any = None
-    cursor_to: Any = None
+    cursor_from: Cursors | None = None  # per bracket, as the run found them (None: first incremental load)
+    cursor_to: Cursors | None = None
     registry: ColumnRegistry = field(default_factory=ColumnRegistry)
     expected: int | None = None  # documents the run expects to read, when known (for progress)
     schema: CollectionSchema | None = None  # what discovery's sample held, when it ran
@@ -168,26 +168,22 @@ def collection_resource(
             stats.schema = discover(collection, sample_size, config.filter, config.projection)
             plan_columns(registry, stats.schema)  # a name collision stops here, before anything is read
         state = dlt.current.resource_state()
-        last = state.get("last_cursor") if config.mode == "incremental" else None
-        if last is not None:
+        stats.cursor_from = decode_cursors(state) if config.mode == "incremental" else None
+        if stats.cursor_from is not None:
             assert config.cursor_field
-            stats.cursor_from = decode_cursor(last)
-            start = stats.cursor_from
-            if config.lookback_seconds and isinstance(start, datetime):
-                start = start - timedelta(seconds=config.lookback_seconds)
-            filters = incremental_filters(config.filter, config.cursor_field, start)
+            filters = incremental_filters(config.filter, config.cursor_field, stats.cursor_from, config.lookback_seconds)
         elif config.workers > 1:
             filters = id_range_filters(collection, config.filter, config.workers * 2)
         else:
             filters = [config.filter]
         extracted_at = datetime.now(timezone.utc)
-        cursor = stats.cursor_from
+        cursors = stats.cursor_from or {}
         with tempfile.TemporaryDirectory(prefix="atlas-ingest-") as tmp:
             for number, docs in enumerate(read_parallel(collection, filters, config.projection, batch_docs, config.workers)):
                 stats.documents_read += len(docs)
                 progress.report(config.name, stats.documents_read, stats.expected)
                 if config.cursor_field:
-                    cursor = max_cursor(docs, config.cursor_field, cursor)
+                    cursors = max_cursors(docs, config.cursor_field, cursors)
                 batch = convert_documents(docs, registry, extracted_at)
                 if batch.size:
                     yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, max_row_bytes)
@@ -195,10 +191,10 @@ def collection_resource(
         if stats.quarantine:
             yield quarantine_item(config.name, stats.quarantine)
         progress.report(config.name, stats.documents_read, stats.expected, final=True)
-        if config.cursor_field and cursor is not None:
-            stats.cursor_to = cursor
+        if config.cursor_field:
+            stats.cursor_to = cursors
             # Saved with the load package: it only advances when the rows it covers are loaded.
-            state["last_cursor"] = encode_cursor(cursor)
+            store_cursors(state, cursors)
 
     resource = dlt.resource(batches, name=table, write_disposition=config.disposition, primary_key=config.primary_key)()
     return with_quarantine(resource, registry.dlt_columns() if registry.kinds else None)

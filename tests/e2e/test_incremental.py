@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+from bson import Decimal128, Int64, Timestamp
 import pytest
 
 from ingestion.local.seed import seed_collection
@@ -139,11 +140,11 @@ def test_lookback_rereads_late_writes_with_older_cursor_values(mongo_server, eve
 
 def stored_cursor(work):
     """The cursor the pipeline state holds for the events resource, decoded."""
-    from ingestion.source.cursors import decode_cursor
+    from ingestion.source.cursors import decode_cursors
 
     state_file = work / "p" / "atlas_incr_local" / "state.json"
     state = json.loads(state_file.read_text())
-    return decode_cursor(state["sources"]["atlas_incr_local"]["resources"]["events"]["last_cursor"])
+    return decode_cursors(state["sources"]["atlas_incr_local"]["resources"]["events"])["date"]
 
 
 def test_a_date_cursor_advances_on_every_run(mongo_server, events, tmp_path):
@@ -212,3 +213,46 @@ def test_a_full_load_compares_a_camel_case_updated_at_by_its_source_field(mongo_
     stale = reconcile(coll, CollectionConfig(name="camel_full"), "camel_full", pipeline, SourceCount(20),
                       datetime.now(timezone.utc), {"updated_at": "updatedAt"})
     assert (stale.sample_size, stale.sample_mismatches) == (20, 1)
+
+
+def test_a_cursor_of_mixed_bson_types_reads_every_bracket(mongo_server, events, tmp_path):
+    """MongoDB's `$gte` on a date matches only dates: integers, strings and documents whose cursor
+    turns into an unordered value (a boolean) are read from their own brackets."""
+    events.insert_many([{"_id": "n1", "v": 1, "updated_at": 10}, {"_id": "s1", "v": 2, "updated_at": "2024-05-01"}])
+    first, _ = ingest(mongo_server.uri, tmp_path)
+    assert first["documents_read"] == 102
+    events.update_one({"_id": "n1"}, {"$set": {"v": 11, "updated_at": 11.5}})
+    events.update_one({"_id": "s1"}, {"$set": {"v": 12, "updated_at": "2024-06-01"}})
+    events.update_one({"_id": "d3"}, {"$set": {"v": 13, "updated_at": True}})
+    events.insert_many([{"_id": "n2", "v": 14, "updated_at": Int64(20)},
+                        {"_id": "dec", "v": 15, "updated_at": Decimal128("30.25")},
+                        {"_id": "ts", "v": 16, "updated_at": Timestamp(1_700_000_000, 1)},
+                        {"_id": "old_number", "v": 17, "updated_at": 9}])  # below the number bracket's maximum
+    second, _ = ingest(mongo_server.uri, tmp_path)
+    rows = warehouse_rows(tmp_path)
+    assert {k: rows[k] for k in ("n1", "s1", "d3", "n2", "dec", "ts")} == {"n1": 11, "s1": 12, "d3": 13, "n2": 14, "dec": 15, "ts": 16}
+    assert "old_number" not in rows  # a value older than its bracket's cursor is not a change
+    # n1, n2 and dec (number), s1 (string), d3 (boolean), ts (timestamp, a new bracket), d99 (date boundary)
+    assert second["documents_read"] == 7
+    state = json.loads((tmp_path / "p" / "atlas_incr_local" / "state.json").read_text())
+    from ingestion.source.cursors import decode_cursors
+
+    cursors = decode_cursors(state["sources"]["atlas_incr_local"]["resources"]["events"])
+    assert cursors == {"date": T0 + timedelta(minutes=99), "number": Decimal128("30.25"), "string": "2024-06-01",
+                       "timestamp": Timestamp(1_700_000_000, 1)}
+    third, _ = ingest(mongo_server.uri, tmp_path)
+    assert third["documents_read"] == 5  # each bracket's boundary (date, number, string, timestamp) and the boolean
+
+
+def test_a_cursor_stored_as_one_value_keeps_its_bracket(mongo_server, events, tmp_path):
+    """A pipeline state written when the cursor was one value continues from it."""
+    ingest(mongo_server.uri, tmp_path)
+    state_file = tmp_path / "p" / "atlas_incr_local" / "state.json"
+    state = json.loads(state_file.read_text())
+    resource = state["sources"]["atlas_incr_local"]["resources"]["events"]
+    resource["last_cursor"] = resource.pop("last_cursors")["date"]
+    state_file.write_text(json.dumps(state))
+    events.insert_one({"_id": "n1", "v": 1, "updated_at": 10})
+    again, _ = ingest(mongo_server.uri, tmp_path)
+    assert again["documents_read"] == 2 and warehouse_rows(tmp_path)["n1"] == 1
+    assert stored_cursor(tmp_path) == T0 + timedelta(minutes=99)
