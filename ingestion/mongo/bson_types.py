@@ -217,9 +217,34 @@ def bson_type_name(value: Any) -> str:
     return name
 
 
+# Texts another `_id` type produces: an ObjectId's hex, and canonical extended JSON (`{...}` for
+# most types, `null`/`true`/`false`). A string `_id` of either shape, or starting with a quote, is
+# stored JSON-quoted, so that every text names exactly one `_id`.
+_OBJECT_ID_HEX = re.compile(r"[0-9a-f]{24}")
+_JSON_SHAPED = re.compile(r'[{"].*|null|true|false', re.DOTALL)
+_ID_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
+
+
 def id_to_text(value: Any) -> str:
-    """`_id` is always text: ObjectId as 24-char hex and strings as they are; any other type as
-    canonical extended JSON (`{"$numberInt": "5"}`), so the int 5 and the string "5" stay distinct."""
-    if isinstance(value, (ObjectId, str)):
+    """`_id` is always text, one text per `_id`: ObjectId as 24-char hex, strings as they are;
+    any other type as canonical extended JSON (`{"$numberInt": "5"}`), so the int 5 and the string
+    "5" stay distinct. A string that would read as one of the other forms is stored JSON-quoted
+    (`"5f0c..."`, `"{\"$numberInt\": \"8\"}"`)."""
+    if isinstance(value, ObjectId):
         return str(value)
+    if isinstance(value, str):
+        return orjson.dumps(value).decode() if _OBJECT_ID_HEX.fullmatch(value) or _JSON_SHAPED.fullmatch(value) else value
     return json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS)
+
+
+def id_from_text(text: str) -> Any:
+    """The `_id` whose text (`id_to_text`) is `text`. A JSON-shaped text that does not parse (not
+    written by `id_to_text`) is taken as the string it is."""
+    if _OBJECT_ID_HEX.fullmatch(text):
+        return ObjectId(text)
+    if _JSON_SHAPED.fullmatch(text):
+        try:
+            return json_util.loads(text, json_options=_ID_JSON_OPTIONS)
+        except ValueError:
+            return text
+    return text

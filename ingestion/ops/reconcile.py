@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import dlt
-from bson import ObjectId, Timestamp, json_util
+from bson import Timestamp
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from pymongo import MongoClient, ReadPreference
 from pymongo.collection import Collection
@@ -25,7 +25,7 @@ from pymongo.database import Database
 
 from ingestion.cdc.sync import SOFT_DELETE
 from ingestion.config import CollectionConfig
-from ingestion.mongo.bson_types import id_to_text
+from ingestion.mongo.bson_types import id_from_text, id_to_text
 from ingestion.mongo.change_stream import cluster_time
 from ingestion.naming import column_name
 from ingestion.source.resources import QUARANTINE_TABLE
@@ -173,8 +173,7 @@ def reconcile(
         selected = f", {client.escape_column_name(compare)}" if compare else ""
         sampled = client.execute_sql(f"select _id{selected} from {qualified} {live} order by random() limit {SAMPLE_SIZE}") or []
     sample = {row[0]: (row[1] if compare else None) for row in sampled}
-    candidates = [value for text in sample for value in id_candidates(text)]
-    query: dict[str, Any] = {"_id": {"$in": candidates}}
+    query: dict[str, Any] = {"_id": {"$in": [id_from_text(text) for text in sample]}}
     source = {
         id_to_text(doc["_id"]): doc.get(field) if field else None
         for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, {field: 1} if field else {"_id": 1})
@@ -187,17 +186,3 @@ def reconcile(
 def _scalar(client: Any, sql: str, *args: Any) -> int:
     rows = client.execute_sql(sql, *args)
     return int(rows[0][0]) if rows else 0
-
-
-def id_candidates(text: str) -> list[Any]:
-    """The `_id` values whose text form (`id_to_text`) is `text`: ObjectId hex is also a valid
-    string, and extended JSON text is also a string, so each ambiguous text gives both."""
-    values: list[Any] = [text]
-    if ObjectId.is_valid(text) and len(text) == 24:
-        values.append(ObjectId(text))
-    elif text.startswith("{"):
-        try:
-            values.append(json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS))
-        except ValueError:
-            pass
-    return values

@@ -100,3 +100,32 @@ def test_a_failed_row_check_loads_nothing_and_keeps_the_cursor(mongo_server, tmp
         again = run_in_process(config).tables[0]
     assert again.documents_read == 11  # the 10 new ones, and the one at the stored cursor ($gte)
     assert rows(tmp_path / "w.duckdb", "select count(*) from raw_atlas.events") == [(110,)]
+
+
+def test_ids_whose_texts_looked_alike_stay_separate_documents_in_every_mode(mongo_server, tmp_path):
+    """A string `_id` equal to an ObjectId's hex, or shaped like extended JSON next to the int it
+    spells, is its own row in full, incremental and CDC loads, and each reconciles by its `_id`."""
+    import json
+    from datetime import datetime, timezone
+
+    from bson import ObjectId
+
+    oid = ObjectId("5f0c1b2a3d4e5f6a7b8c9d0e")
+    ids = [oid, str(oid), 8, '{"$numberInt": "8"}', True, "true"]
+    stamp = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    modes = {"full": (), "incremental": ("--cursor-field", "updated_at"), "cdc": ()}
+    with MongoClient(mongo_server.uri) as client:
+        for mode, extra in modes.items():
+            client.drop_database(f"ids_{mode}")
+            things = client[f"ids_{mode}"]["things"]
+            things.insert_many([{"_id": i, "n": n, "updated_at": stamp} for n, i in enumerate(ids)])
+            work = tmp_path / mode
+            first = run(mongo_server.uri, f"ids_{mode}", work, "--mode", mode, "--json", *extra)
+            assert first.returncode == 0, first.stderr
+            things.update_many({}, {"$inc": {"n": 10}, "$set": {"updated_at": datetime.now(timezone.utc)}})
+            second = run(mongo_server.uri, f"ids_{mode}", work, "--mode", mode, "--json", *extra)
+            assert second.returncode == 0, second.stderr
+            loaded = rows(work / "w.duckdb", "select _id, n from raw_atlas.things")
+            assert len({i for i, _ in loaded}) == 6 and sorted(n for _, n in loaded) == list(range(10, 16)), (mode, loaded)
+            reconciliation = json.loads(second.stdout)["tables"][0]["reconciliation"]
+            assert (reconciliation["status"], reconciliation["sample_mismatches"]) == ("match", 0), (mode, reconciliation)

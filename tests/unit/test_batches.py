@@ -121,3 +121,19 @@ def test_a_planned_kind_names_the_column_whatever_arrives_first():
 def test_ids_of_other_types_stay_distinct_from_strings():
     batch = convert_documents([{"_id": 5}, {"_id": "5"}, {"_id": {"k": 1}}], ColumnRegistry())
     assert batch.columns["_id"] == ['{"$numberInt": "5"}', "5", '{"k": {"$numberInt": "1"}}']
+
+
+def test_every_id_has_its_own_text_and_reads_back_from_it():
+    """A string that looks like an ObjectId's hex or like extended JSON is quoted, so no two
+    `_id`s of different types share a text, and the text gives the `_id` back (the reconciliation
+    looks the source up by it)."""
+    from ingestion.mongo.bson_types import id_from_text, id_to_text
+
+    oid = ObjectId("5f0c1b2a3d4e5f6a7b8c9d0e")
+    ids = [oid, str(oid), 8, '{"$numberInt": "8"}', True, "true", "null", '"quoted"', "plain", str(oid).upper(),
+           Int64(8), 8.0, {"k": 1}, "{k", datetime(2024, 1, 2, tzinfo=timezone.utc), Decimal128("8")]
+    texts = convert_documents([{"_id": i} for i in ids], ColumnRegistry()).columns["_id"]
+    assert len(set(texts)) == len(ids)
+    assert texts[:4] == [str(oid), f'"{oid}"', '{"$numberInt": "8"}', '"{\\"$numberInt\\": \\"8\\"}"']
+    assert texts[8:10] == ["plain", str(oid).upper()]  # strings no other type produces stay as they are
+    assert [(type(id_from_text(t)), id_from_text(t)) for t in texts] == [(type(i), i) for i in ids]
