@@ -3,6 +3,7 @@ names derived from them (tables, pipelines)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -69,6 +70,23 @@ def check_table_names(database: str, collections: list[str]) -> dict[str, str]:
     return tables
 
 
+def database_key(database: str) -> str:
+    """A database's name in pipeline and dataset names: snake_case, and for a name snake_case
+    changes (`Shop`, `my-db`) a short hash of the exact name too, so `Shop` and `shop` differ."""
+    key = _snake(database)
+    return key if key == database else f"{key}_{hashlib.sha1(database.encode()).hexdigest()[:8]}"
+
+
 def pipeline_name(database: str, destination: str) -> str:
     """One dlt pipeline (state, lock, run history) per database and destination."""
-    return re.sub(r"[^a-z0-9_]", "_", f"atlas_{database}_{destination}".lower())
+    return f"atlas_{database_key(database)}_{_snake(destination)}"
+
+
+def legacy_pipeline_name(database: str, destination: str) -> str:
+    """The pipeline name earlier versions gave a database (the same as `pipeline_name` for
+    snake_case names): tables that pipeline loaded still belong to this database."""
+    return f"atlas_{_snake(database)}_{_snake(destination)}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())

@@ -17,7 +17,8 @@ log = logging.getLogger("atlas_ingest")
 
 def record(plan: Plan, records: list[RunRecord]) -> None:
     target = plan.target
-    record_runs(target.destination, target.staging, target.dataset, plan.config.pipeline_name, plan.config.pipelines_dir,
+    record_runs(target.destination, target.staging, target.dataset, plan.config.pipeline_name, plan.config.database,
+                plan.config.pipelines_dir,
                 plan.run_id, plan.config.destination.name, records)
 
 

@@ -16,13 +16,13 @@ from ingestion.errors import IngestError, PartialFailure
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
 from ingestion.mongo.connect import connect
-from ingestion.naming import NameCollision, table_name
+from ingestion.naming import NameCollision, database_key, legacy_pipeline_name, table_name
 from ingestion.ops.load_batch import load_batch
 from ingestion.ops.load_cdc import load_cdc
 from ingestion.ops.plan import Plan, check_collections_exist, plan, select_collections
 from ingestion.ops.reconcile import DIVERGED, count_before_run, reconcile_table
 from ingestion.ops.record import record_failure, record_results
-from ingestion.ops.run_history import tables_of_other_pipelines
+from ingestion.ops.run_history import tables_of_other_databases
 from ingestion.ops.run_lock import RunLock
 from ingestion.ops.summary import CollectionFailure, RunSummary
 
@@ -55,15 +55,16 @@ def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
     """A table another database's runs loaded into this dataset is not replaced or merged into:
     two databases with a same-named collection need a dataset each."""
     try:
-        owners = tables_of_other_pipelines(pipeline, [table_name(cc.name) for cc in p.collections])
+        owners = tables_of_other_databases(pipeline, [table_name(cc.name) for cc in p.collections], p.config.database,
+                                           legacy_pipeline_name(p.config.database, p.config.destination.name))
     except Exception as exc:  # the run's first query: an unreachable warehouse shows here,
         # as dlt's error or as the driver's own (psycopg2 raises from the connection dlt opens)
         raise destination_error(exc, p.config.destination) from None
     if owners:
         table, owner = next(iter(owners.items()))
         raise NameCollision(
-            f"table '{p.target.dataset}.{table}' already holds a collection loaded by pipeline '{owner}' (another database): "
-            f"load database '{p.config.database}' into a dataset of its own, e.g. --dataset raw_{p.config.database.lower()}"
+            f"table '{p.target.dataset}.{table}' already holds a collection of '{owner}' (another database): "
+            f"load database '{p.config.database}' into a dataset of its own, e.g. --dataset raw_{database_key(p.config.database)}"
         )
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger("atlas_ingest")
 RUN_COLUMNS: dict[str, dict[str, Any]] = {
     "run_id": {"data_type": "text", "nullable": False},
     "pipeline_name": {"data_type": "text", "nullable": False},
+    "source_database": {"data_type": "text"},
     "collection": {"data_type": "text", "nullable": False},
     "table_name": {"data_type": "text"},
     "mode": {"data_type": "text"},
@@ -65,37 +66,51 @@ class RunRecord:
     error: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
 
-    def row(self, run_id: str, pipeline_name: str, destination: str) -> dict[str, Any]:
+    def row(self, run_id: str, pipeline_name: str, database: str, destination: str) -> dict[str, Any]:
         row = {name: None for name in RUN_COLUMNS}
         row.update(self.values)
-        row.update(run_id=run_id, pipeline_name=pipeline_name, collection=self.collection, table_name=self.table_name,
+        row.update(run_id=run_id, pipeline_name=pipeline_name, source_database=database, collection=self.collection, table_name=self.table_name,
                    mode=self.mode, destination=destination, started_at=self.started_at, ended_at=self.ended_at,
                    status=self.status, error=redact_uri(self.error)[:2000] if self.error else None)
         return row
 
 
-def tables_of_other_pipelines(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
-    """Table -> the other pipeline (another database) whose runs loaded it into this dataset, from
-    `_atlas_runs`; nothing when the dataset has no run history yet."""
-    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+def tables_of_other_databases(pipeline: dlt.Pipeline, tables: list[str], database: str, legacy_pipeline: str) -> dict[str, str]:
+    """Table -> the other database whose runs loaded it into this dataset, from `_atlas_runs`;
+    nothing when the dataset has no run history yet. Rows recorded before the history held the
+    database are told apart by pipeline name (`legacy_pipeline`: this database's earlier one)."""
+    from dlt.destinations.exceptions import DatabaseTerminalException, DatabaseUndefinedRelation
 
     if not tables:
         return {}
     placeholders = ", ".join(["%s"] * len(tables))
-    try:
-        with pipeline.sql_client() as sql:
+    with pipeline.sql_client() as sql:
+        runs = sql.make_qualified_table_name(RUNS_TABLE)
+        try:
+            sql.execute_sql(f"select source_database from {runs} where 1 = 0")
+            has_database = True
+        except DatabaseUndefinedRelation:
+            return {}
+        except DatabaseTerminalException:  # a history recorded before the column existed
+            has_database = False
+        if has_database:
             rows = sql.execute_sql(
-                f"select table_name, min(pipeline_name) from {sql.make_qualified_table_name(RUNS_TABLE)} "
-                f"where status = 'succeeded' and pipeline_name <> %s and table_name in ({placeholders}) group by table_name",
-                pipeline.pipeline_name, *tables,
+                f"select table_name, min(coalesce(source_database, pipeline_name)) from {runs} where status = 'succeeded' "
+                f"and table_name in ({placeholders}) and (source_database <> %s "
+                "or (source_database is null and pipeline_name not in (%s, %s))) group by table_name",
+                *tables, database, pipeline.pipeline_name, legacy_pipeline,
             )
-    except DatabaseUndefinedRelation:
-        return {}
+        else:
+            rows = sql.execute_sql(
+                f"select table_name, min(pipeline_name) from {runs} where status = 'succeeded' "
+                f"and table_name in ({placeholders}) and pipeline_name not in (%s, %s) group by table_name",
+                *tables, pipeline.pipeline_name, legacy_pipeline,
+            )
     return {str(table): str(owner) for table, owner in rows or []}
 
 
 def record_runs(
-    destination: Any, staging: Any, dataset: str, pipeline_name: str, pipelines_dir: Path | None,
+    destination: Any, staging: Any, dataset: str, pipeline_name: str, database: str, pipelines_dir: Path | None,
     run_id: str, destination_name: str, records: list[RunRecord],
 ) -> bool:
     """Append the rows; False (and a warning) if the destination refuses them: a run's outcome
@@ -104,7 +119,7 @@ def record_runs(
         pipeline_name=f"{pipeline_name}_runs", destination=destination, staging=staging, dataset_name=dataset,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
-    rows = [r.row(run_id, pipeline_name, destination_name) for r in records]
+    rows = [r.row(run_id, pipeline_name, database, destination_name) for r in records]
     try:
         if history.has_pending_data:
             history.abort_packages()

@@ -191,6 +191,12 @@ def test_names_that_collide_are_refused_before_anything_loads(mongo_server, mong
            "'listings_and_reviews'" in r.stderr
 
     mongo_client.drop_database("clash")
+    mongo_client["clash"]["Name"].insert_one({"_id": 1})
+    mongo_client["clash"]["name"].insert_one({"_id": 2})
+    r = ingest(mongo_server.uri, "clash", tmp_path / "case", "--collections", "Name,name")
+    assert r.returncode == 2 and "collections 'Name' and 'name' of database 'clash' both map to table 'name'" in r.stderr
+
+    mongo_client.drop_database("clash")
     mongo_client["clash"]["users"].insert_many([{"_id": 1, "userName": "a"}, {"_id": 2, "user_name": "b"}])
     r = ingest(mongo_server.uri, "clash", tmp_path / "fields")
     assert r.returncode == 2
@@ -201,9 +207,9 @@ def test_names_that_collide_are_refused_before_anything_loads(mongo_server, mong
     r = ingest(mongo_server.uri, "clash", tmp_path / "long")
     assert r.returncode == 2 and "over the 127-byte limit" in r.stderr
 
-    for work in ("tables", "fields", "long"):
+    for work in ("tables", "case", "fields", "long"):
         warehouse = tmp_path / work / "w.duckdb"
-        assert not warehouse.exists() or not {"users", "listings_and_reviews"} & tables_of(warehouse)
+        assert not warehouse.exists() or not {"users", "listings_and_reviews", "name"} & tables_of(warehouse)
 
 
 def test_a_same_named_collection_of_another_database_is_refused_in_one_dataset(mongo_server, mongo_client, tmp_path):
@@ -213,10 +219,44 @@ def test_a_same_named_collection_of_another_database_is_refused_in_one_dataset(m
     assert ingest(mongo_server.uri, "east", tmp_path).returncode == 0
     r = ingest(mongo_server.uri, "west", tmp_path)
     assert r.returncode == 2
-    assert "table 'raw_atlas.orders' already holds a collection loaded by pipeline 'atlas_east_local'" in r.stderr
+    assert "table 'raw_atlas.orders' already holds a collection of 'east' (another database)" in r.stderr
     assert "--dataset raw_west" in r.stderr
     warehouse = tmp_path / "w.duckdb"
     assert query(warehouse, "select region, count(*) from raw_atlas.orders group by region") == [("east", 3)]
     r = ingest(mongo_server.uri, "west", tmp_path, "--dataset", "raw_west")
     assert r.returncode == 0, r.stderr
     assert query(warehouse, "select region, count(*) from raw_west.orders group by region") == [("west", 2)]
+
+
+def test_databases_whose_names_differ_only_in_case_have_a_pipeline_each(mongo_server, mongo_client, tmp_path):
+    """`Shop` and `shop` never share a pipeline (state, lock, history): in one dataset the second
+    is refused before it touches the first one's table, and in a dataset of its own each one's
+    incremental cursor sees only its own documents."""
+    from datetime import datetime, timedelta, timezone
+
+    from ingestion.naming import pipeline_name
+
+    stamp = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for database in ("Shop", "shop"):
+        mongo_client.drop_database(database)
+        mongo_client[database]["orders"].insert_many(
+            [{"_id": i, "shop": database, "updated_at": stamp + timedelta(minutes=i)} for i in range(3)])
+    incremental = ("--mode", "incremental", "--cursor-field", "updated_at")
+    assert ingest(mongo_server.uri, "Shop", tmp_path, *incremental).returncode == 0
+    r = ingest(mongo_server.uri, "shop", tmp_path, *incremental)
+    assert r.returncode == 2 and "table 'raw_atlas.orders' already holds a collection of 'Shop' (another database)" in r.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert query(warehouse, "select shop, count(*) from raw_atlas.orders group by shop") == [("Shop", 3)]
+
+    r = ingest(mongo_server.uri, "shop", tmp_path, *incremental, "--dataset", "raw_lower")
+    assert r.returncode == 0, r.stderr
+    # a newer document in shop does not move Shop's cursor: Shop's older new document still loads
+    mongo_client["shop"]["orders"].insert_one({"_id": 10, "shop": "shop", "updated_at": stamp + timedelta(days=9)})
+    assert ingest(mongo_server.uri, "shop", tmp_path, *incremental, "--dataset", "raw_lower").returncode == 0
+    mongo_client["Shop"]["orders"].insert_one({"_id": 10, "shop": "Shop", "updated_at": stamp + timedelta(days=1)})
+    assert ingest(mongo_server.uri, "Shop", tmp_path, *incremental).returncode == 0
+    assert query(warehouse, "select shop, count(*) from raw_atlas.orders group by shop") == [("Shop", 4)]
+    assert query(warehouse, "select shop, count(*) from raw_lower.orders group by shop") == [("shop", 4)]
+    names = query(warehouse, "select distinct pipeline_name, source_database, status from raw_atlas._atlas_runs order by status")
+    assert names == [("atlas_shop_local", "shop", "failed"), (pipeline_name("Shop", "local"), "Shop", "succeeded")]
+    assert pipeline_name("Shop", "local") != "atlas_shop_local"
