@@ -34,7 +34,6 @@ def load_cdc(
     that committed), reported, and left out of `--follow`, while the others go on."""
     config = plan.config
     run_start = cluster_time(client)
-    pipeline.sync_destination()  # the CDC state may only exist in the destination (a new machine)
     cdc_target = Target(pipeline, plan.target, land_events=config.destination.name == "s3")
     syncs: dict[str, CollectionSync] = {}
     failures: list[CollectionFailure] = []

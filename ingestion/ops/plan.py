@@ -45,12 +45,8 @@ def plan(config: RunConfig) -> Plan:
     return Plan(config, collections, resolve(config.destination, config.database))
 
 
-def followed_tables(plan: Plan) -> set[str]:
-    """Tables with CDC state in the pipeline's local state (nothing if the pipeline is new here)."""
-    state_file = plan.pipelines_dir / plan.config.pipeline_name / "state.json"
-    if not state_file.exists():
-        return set()
-    pipeline = dlt.attach(pipeline_name=plan.config.pipeline_name, pipelines_dir=str(plan.pipelines_dir))
+def followed_tables(pipeline: dlt.Pipeline) -> set[str]:
+    """Tables with CDC state in the pipeline's state (restored from the destination first)."""
     return {
         table for source in pipeline.state.get("sources", {}).values()
         for table, resource in source.get("resources", {}).items() if "cdc" in resource
@@ -71,7 +67,7 @@ def select_collections(client: MongoClient, plan: Plan) -> None:
     check_table_names(plan.config.database, [c.name for c in plan.collections])
 
 
-def check_collections_exist(client: MongoClient, plan: Plan) -> None:
+def check_collections_exist(client: MongoClient, plan: Plan, followed: set[str]) -> None:
     """Every named collection exists. A CDC collection this pipeline already follows may be gone
     (dropped or renamed): its change stream says so, and the run makes the table follow. Any other
     missing name is a typo."""
@@ -80,7 +76,6 @@ def check_collections_exist(client: MongoClient, plan: Plan) -> None:
         existing = set(client[database].list_collection_names())  # views too: a named view can be read
     except PyMongoError as exc:
         raise SourceError(f"cannot list collections of '{database}': {redact_uri(str(exc))}") from None
-    followed = followed_tables(plan)
     missing = [c.name for c in plan.collections
                if c.name not in existing and not (c.mode == "cdc" and table_name(c.name) in followed)]
     if missing:

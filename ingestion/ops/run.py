@@ -19,7 +19,7 @@ from ingestion.mongo.connect import connect
 from ingestion.naming import NameCollision, database_key, legacy_pipeline_name, table_name
 from ingestion.ops.load_batch import load_batch
 from ingestion.ops.load_cdc import load_cdc
-from ingestion.ops.plan import Plan, check_collections_exist, plan, select_collections
+from ingestion.ops.plan import Plan, check_collections_exist, followed_tables, plan, select_collections
 from ingestion.ops.reconcile import DIVERGED, count_before_run, reconcile_table
 from ingestion.ops.record import record_failure, record_results
 from ingestion.ops.run_history import tables_of_other_databases
@@ -49,6 +49,16 @@ def run(config: RunConfig) -> RunSummary:
             f"{len(failures)} of {len(failures) + len(summary.tables)} collections failed ({names}; first: {failures[0].error}); "
             f"the others loaded and are recorded in {summary.dataset}._atlas_runs", summary)
     return summary
+
+
+def restore_state(pipeline: dlt.Pipeline, p: Plan) -> None:
+    """The pipeline's state and schema from the destination when it holds newer ones than this
+    machine (a new runner, a lost pipelines dir), before anything reads them: cursors, CDC tokens,
+    the followed collections and the stored column types all come from there."""
+    try:
+        pipeline.sync_destination()
+    except Exception as exc:  # the run's first call to the destination: an unreachable one shows here
+        raise destination_error(exc, p.config.destination) from None
 
 
 def check_tables_are_ours(p: Plan, pipeline: dlt.Pipeline) -> None:
@@ -91,9 +101,10 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
     try:
         db = client[config.database]
         select_collections(client, p)
-        check_collections_exist(client, p)
-        cdc_count_time, counts_before = count_before_run(client, db, p.collections)
         pipeline = _pipeline(p)
+        restore_state(pipeline, p)
+        check_collections_exist(client, p, followed_tables(pipeline))
+        cdc_count_time, counts_before = count_before_run(client, db, p.collections)
         try:
             finish_or_discard_pending(pipeline, target.is_sql)
             if target.is_sql:
