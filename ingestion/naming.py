@@ -37,6 +37,10 @@ class NameCollision(ConfigError):
     """Two source names map to one warehouse name, or a name does not fit the warehouse."""
 
 
+class NameTooLong(NameCollision):
+    """A name over the warehouse's identifier limit."""
+
+
 def checked_column_name(field: str) -> str:
     """`column_name(field)`, or NameCollision when the column name is longer than the warehouse allows."""
     return check_length(column_name(field), f"field '{field if len(field) <= 60 else field[:57] + '...'}'")
@@ -46,7 +50,7 @@ def check_length(name: str, source: str) -> str:
     """`name` if it fits a warehouse identifier; NameCollision naming `source` otherwise."""
     size = len(name.encode("utf-8"))
     if size > MAX_IDENTIFIER_BYTES:
-        raise NameCollision(
+        raise NameTooLong(
             f"{source} maps to a name of {size} bytes, over the {MAX_IDENTIFIER_BYTES}-byte limit of Redshift "
             "identifiers: leave it out with a projection, or keep it inside a parent object (nested keys stay in the JSON)"
         )

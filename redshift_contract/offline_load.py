@@ -95,13 +95,36 @@ def _local_stack(work: Path) -> Iterator[tuple[str, str]]:
         host, port = s3.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="offline",
-                     aws_secret_access_key="offline").create_bucket(Bucket="offline-staging")
+                     aws_secret_access_key="offline").create_bucket(Bucket=OFFLINE_BUCKET)
         with MongoClient(server.uri) as client:
             seed_collection(client, 50, seed=1)
         yield server.uri, endpoint
     finally:
         s3.stop()
         server.stop()
+
+
+OFFLINE_ENV = {
+    "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_DEFAULT_REGION": "us-east-1",
+    "REDSHIFT_HOST": "offline.invalid", "REDSHIFT_USER": "offline", "REDSHIFT_PASSWORD": "offline",
+    "REDSHIFT_DATABASE": "dev", "REDSHIFT_IAM_ROLE": OFFLINE_IAM_ROLE,
+}
+OFFLINE_BUCKET = "offline-staging"
+
+
+@contextmanager
+def offline_redshift(work: Path) -> Iterator[tuple[str, str]]:
+    """The local servers and the environment of a Redshift run: yields the MongoDB URI and the S3
+    endpoint (bucket `OFFLINE_BUCKET` holds the staged files). Runs inside `recording`."""
+    with _local_stack(work) as (uri, endpoint), mock.patch.dict(os.environ, {**OFFLINE_ENV, "AWS_ENDPOINT_URL": endpoint}):
+        yield uri, endpoint
+
+
+@contextmanager
+def recording(log: list[str]) -> Iterator[None]:
+    """psycopg2 connections that record each statement into `log` instead of reaching a cluster."""
+    with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)):
+        yield
 
 
 def record_redshift_load() -> dict[str, list[str]]:
@@ -114,22 +137,17 @@ def record_redshift_load() -> dict[str, list[str]]:
     runs: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="redshift-offline-") as tmp:
         work = Path(tmp)
-        env = {
-            "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_DEFAULT_REGION": "us-east-1",
-            "REDSHIFT_HOST": "offline.invalid", "REDSHIFT_USER": "offline", "REDSHIFT_PASSWORD": "offline",
-            "REDSHIFT_DATABASE": "dev", "REDSHIFT_IAM_ROLE": OFFLINE_IAM_ROLE,
-        }
-        with _local_stack(work) as (uri, endpoint), mock.patch.dict(os.environ, {**env, "AWS_ENDPOINT_URL": endpoint}):
+        with offline_redshift(work) as (uri, _):
             for name, overrides in (
                 ("full_load", {}),
                 ("incremental_merge", {"mode": "incremental", "cursor_field": "updated_at"}),
                 ("cdc_merge", {"mode": "cdc"}),
             ):
                 log: list[str] = []
-                with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)):
+                with recording(log):
                     run(RunConfig(
                         uri=uri, database="operations", collections=["customer_activity"],
-                        destination=DestinationConfig(name="redshift", bucket_url="s3://offline-staging"),
+                        destination=DestinationConfig(name="redshift", bucket_url=f"s3://{OFFLINE_BUCKET}"),
                         pipelines_dir=work / "pipelines" / name, overrides=overrides,
                     ))
                 runs[name] = log
@@ -147,17 +165,16 @@ def _record_widening(uri: str, work: Path) -> list[str]:
 
     def load() -> None:
         run(RunConfig(uri=uri, database="operations", collections=["readings"],
-                      destination=DestinationConfig(name="redshift", bucket_url="s3://offline-staging"),
+                      destination=DestinationConfig(name="redshift", bucket_url=f"s3://{OFFLINE_BUCKET}"),
                       pipelines_dir=work / "pipelines" / "widen_column"))
 
     with MongoClient(uri) as client:
         readings = client["operations"]["readings"]
         readings.insert_many([{"_id": 1, "value": 1}, {"_id": 2, "value": 2}])
-        with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection([])):
+        with recording([]):
             load()
         readings.insert_one({"_id": 3, "value": 2.5})
     log: list[str] = []
-    with mock.patch("psycopg2.connect", lambda *a, **k: _RecordingConnection(log)), \
-            mock.patch("ingestion.source.widen.stored_column_type", lambda *a: "bigint"):
+    with recording(log), mock.patch("ingestion.source.widen.stored_column_type", lambda *a: "bigint"):
         load()
     return log

@@ -183,10 +183,10 @@ class CollectionSync:
             with tempfile.TemporaryDirectory(prefix="atlas-cdc-") as tmp:
                 for number, docs in enumerate(rows()):
                     stats.documents_read += len(docs)
-                    batch = convert_documents(docs, self.registry, extracted_at)
+                    batch = convert_documents(docs, self.registry, extracted_at, target.destination.limits)
                     if batch.size:
                         yield from emit_batch(batch, self._columns(), self.table, number, Path(tmp), stats,
-                                              target.destination.item_format, target.destination.max_row_bytes)
+                                              target.destination.item_format, target.destination.limits)
                     stats.quarantine.extend(batch.quarantined)
             if stats.quarantine:
                 yield quarantine_item(self.config.name, stats.quarantine)

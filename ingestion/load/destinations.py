@@ -20,11 +20,10 @@ from dlt.common.configuration.specs import AwsCredentials
 from ingestion.config import DestinationConfig
 from ingestion.errors import ConfigError
 from ingestion.load.memory import DUCKDB_MEMORY_LIMIT
+from ingestion.source.batches import REDSHIFT_LIMITS, RowLimits
 from ingestion.source.resources import ItemFormat
 
 S3_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/{load_id}.{file_id}.{ext}"
-# Redshift refuses JSON objects over 4 MB in COPY; larger rows are quarantined instead.
-REDSHIFT_MAX_JSON_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class ResolvedDestination:
     dataset: str
     item_format: ItemFormat
     loader_file_format: str
-    max_row_bytes: int | None
+    limits: RowLimits | None  # what a row may hold; over it, a document is quarantined before COPY
     is_sql: bool = True
     duckdb_credentials: Any = None  # local: whose memory cap a load that runs out may raise
 
@@ -113,4 +112,4 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         credentials=_redshift_credentials(),
         staging_iam_role=os.environ.get("REDSHIFT_IAM_ROLE") or None,
     )
-    return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_MAX_JSON_BYTES)
+    return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_LIMITS)

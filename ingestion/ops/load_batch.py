@@ -57,7 +57,7 @@ def _load_collection(
     # The source is named after the pipeline, as the pipeline's state and schema always were.
     source = atlas_source.with_args(name=config.pipeline_name)(
         database=config.database, client=client, stats={cc.name: s}, collection_configs=[cc],
-        batch_docs=config.batch_docs, item_format=target.item_format, max_row_bytes=target.max_row_bytes,
+        batch_docs=config.batch_docs, item_format=target.item_format, limits=target.limits,
         sample_size=config.sample_size,
     )
     loaded = 0

@@ -23,6 +23,7 @@ from ingestion.errors import ConfigError
 from ingestion.mongo.connect import collection_names, connect
 from ingestion.naming import check_table_names, table_name
 from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE
+from ingestion.source.batches import RowLimits
 from ingestion.source.resources import CollectionStats, ItemFormat, collection_resource
 
 
@@ -33,7 +34,7 @@ def atlas_source(
     collections: Sequence[str] | None = None,
     batch_docs: int = 10_000,
     item_format: str = "arrow",
-    max_row_bytes: int | None = None,
+    limits: RowLimits | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     client: Any = None,
     stats: dict[str, CollectionStats] | None = None,
@@ -48,7 +49,8 @@ def atlas_source(
     from dlt's config. `item_format` "jsonl" yields gzip JSON-lines files (for Redshift COPY and
     the S3 jsonl landing zone), "arrow" Arrow tables. Each resource first discovers its
     collection's schema from a sample of `sample_size` documents (0: none), so that numbers of
-    mixed BSON types share one column from the first load.
+    mixed BSON types share one column from the first load. `limits` (`REDSHIFT_LIMITS` for a
+    Redshift pipeline) quarantines, before the load, documents the destination would refuse.
     """
     if item_format not in ("arrow", "jsonl"):
         raise ConfigError(f"item_format must be 'arrow' or 'jsonl' (got '{item_format}')")
@@ -67,6 +69,6 @@ def atlas_source(
     format_: ItemFormat = "jsonl" if item_format == "jsonl" else "arrow"
     return [
         collection_resource(mongo, database, config, table_name(config.name), stats.setdefault(config.name, CollectionStats()),
-                            format_, batch_docs, max_row_bytes, sample_size)
+                            format_, batch_docs, limits, sample_size)
         for config in configs
     ]

@@ -35,12 +35,32 @@ from ingestion.mongo.bson_types import (
     kind_of,
     non_finite_text,
 )
-from ingestion.naming import NameCollision, check_length, checked_column_name
+from ingestion.naming import NameCollision, NameTooLong, check_length, checked_column_name
 from ingestion.schema.discovery import CollectionSchema, planned_kind
 
 EXTRACTED_AT = "_atlas_extracted_at"
 MAX_ID_CHARS = 512  # `_id` column width; a longer `_id` (as text) is quarantined
 LOAD_ID = "_dlt_load_id"
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    """What one row may hold in a destination. A document over a limit is quarantined with the
+    limit it broke and the rest of its batch loads, instead of a COPY that fails the whole load
+    (and every later one, since the document is read again)."""
+
+    destination: str  # named in the quarantine reason
+    max_row_bytes: int | None = None  # one row as a JSON object (COPY ... JSON)
+    max_string_bytes: int | None = None  # one string, top-level or nested; binary counts as its base64 text
+    max_columns: int | None = None  # columns of one table, the project's own among them
+
+
+# The project's own columns a table may carry besides the document's (`_atlas_extracted_at`,
+# `_dlt_load_id`, CDC's `_atlas_snapshot_id`, `_atlas_deleted`, `_deleted_at`, and one spare).
+OWN_COLUMNS = 6
+# Redshift: 4 MB per JSON object in COPY, 65,535 bytes per VARCHAR (and per string inside SUPER,
+# which itself holds at most 16 MB: a row under 4 MB is always under it), 1,600 columns per table.
+REDSHIFT_LIMITS = RowLimits("Redshift", max_row_bytes=4 * 1024 * 1024, max_string_bytes=65_535, max_columns=1_600)
 
 
 @dataclass
@@ -113,6 +133,16 @@ class ColumnRegistry:
             self.kinds.setdefault(name, kind)
             self.stored.add(name)
 
+    def forget(self, names: list[str]) -> None:
+        """Columns only quarantined documents had: the table does not get them."""
+        for name in names:
+            del self.kinds[name]
+            if self.fields.get(name) is not None:
+                del self.fields[name]
+            for listed in (self.new_columns, self.variant_columns):
+                if name in listed:
+                    listed.remove(name)
+
     def take_widenings(self) -> dict[str, str]:
         """Stored columns to widen in the warehouse (column -> new kind), once each."""
         pending, self.widenings = self.widenings, {}
@@ -156,7 +186,10 @@ def plan_columns(registry: ColumnRegistry, schema: CollectionSchema) -> None:
     int and double values of a field share one double column. Raises NameCollision for fields
     that would share a column, before anything is loaded."""
     for profile in schema.top_level():
-        name = registry.column_name(profile.field)
+        try:
+            name = registry.column_name(profile.field)
+        except NameTooLong:  # its documents are quarantined with the limit when they are read
+            continue
         kind = planned_kind(profile.types)
         if kind is not None and name != "_id":
             registry.planned[name] = kind
@@ -177,10 +210,11 @@ class ConvertedBatch:
         arrays[EXTRACTED_AT] = pa.array([self.extracted_at] * self.size, pa.timestamp("us", tz="UTC"))
         return pa.table(arrays)
 
-    def write_jsonl(self, path: Path, load_id: str | None = None, max_row_bytes: int | None = None) -> int:
+    def write_jsonl(self, path: Path, load_id: str | None = None, limits: RowLimits | None = None) -> int:
         """Rows as gzip JSON lines with nested values as real JSON (so Redshift COPY and the
-        OpenX SerDe see objects, not strings). Rows over `max_row_bytes` are quarantined.
-        Returns the number of rows written."""
+        OpenX SerDe see objects, not strings). Rows over the limits' `max_row_bytes` are
+        quarantined. Returns the number of rows written."""
+        max_row_bytes = limits.max_row_bytes if limits else None
         names = list(self.columns)
         kinds = [self.kinds[n] for n in names]
         cols = [self.columns[n] for n in names]
@@ -206,7 +240,8 @@ class ConvertedBatch:
                 line = orjson.dumps(row) + b"\n"
                 if max_row_bytes is not None and len(line) > max_row_bytes:
                     self.quarantined.append(Quarantined(
-                        row["_id"], f"row is {len(line)} bytes as JSON, over the {max_row_bytes}-byte limit of the destination", {}
+                        row["_id"], f"row is {len(line):,} bytes as JSON, over the {max_row_bytes:,}-byte limit of "
+                        f"{limits.destination if limits else 'the destination'} rows (COPY of one JSON object)", {}
                     ))
                     continue
                 out.write(line)
@@ -241,9 +276,12 @@ def _convert_column(values: list[Any], registry: ColumnRegistry, name: str, fail
 
 
 def convert_documents(
-    docs: Sequence[dict[str, Any]], registry: ColumnRegistry, extracted_at: datetime | None = None
+    docs: Sequence[dict[str, Any]], registry: ColumnRegistry, extracted_at: datetime | None = None,
+    limits: RowLimits | None = None,
 ) -> ConvertedBatch:
-    """Typed columns for a batch: `_id` first as text, then fields in first-seen order."""
+    """Typed columns for a batch: `_id` first as text, then fields in first-seen order. A document
+    with a field whose column name is over the identifier limit, or over one of the destination's
+    `limits` (columns of a table, bytes of a string), is quarantined with that limit."""
     n = len(docs)
     by_field: dict[str, list[Any]] = {}
     failed: dict[int, str] = {}
@@ -254,6 +292,7 @@ def convert_documents(
                 values = by_field[key] = [None] * n
             values[i] = value
 
+    known = set(registry.kinds)
     ids = by_field.pop("_id", None) or [None] * n
     id_texts = [None if v is None else id_to_text(v) for v in ids]
     for i, text in enumerate(id_texts):
@@ -265,10 +304,24 @@ def convert_documents(
     registry.kinds.setdefault("_id", TEXT)
     registry.fields.setdefault("_id", "_id")
 
+    room = limits.max_columns - OWN_COLUMNS - len(registry.kinds) if limits and limits.max_columns else None
     for key, values in by_field.items():
-        name = registry.column_name(key)
+        try:
+            name = registry.column_name(key)
+        except NameTooLong as exc:
+            _fail_where_present(values, failed, str(exc))
+            continue
+        if room is not None and name not in registry.kinds:
+            if room <= 0:
+                assert limits is not None and limits.max_columns
+                _fail_where_present(values, failed, f"field '{_short(key)}' would add a column over the "
+                                    f"{limits.max_columns:,}-column limit of {limits.destination} tables")
+                continue
+            room -= 1
         for target, column in _convert_column(values, registry, name, failed).items():
             columns[target] = column
+    if limits and limits.max_string_bytes:
+        _fail_long_strings(columns, registry, failed, limits)
 
     quarantined: list[Quarantined] = []
     if failed:
@@ -276,6 +329,7 @@ def convert_documents(
         quarantined = [Quarantined(id_texts[i] or "", reason, dict(docs[i])) for i, reason in sorted(failed.items())]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         columns = {name: values for name, values in columns.items() if any(v is not None for v in values) or name == "_id"}
+        registry.forget([name for name in registry.kinds if name not in known and name not in columns])
         n = len(keep)
     return ConvertedBatch(
         size=n,
@@ -284,6 +338,52 @@ def convert_documents(
         extracted_at=extracted_at or datetime.now(timezone.utc),
         quarantined=quarantined,
     )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def _fail_where_present(values: list[Any], failed: dict[int, str], reason: str) -> None:
+    for i, value in enumerate(values):
+        if value is not None:
+            failed.setdefault(i, reason)
+
+
+def _fail_long_strings(columns: dict[str, list[Any]], registry: ColumnRegistry, failed: dict[int, str], limits: RowLimits) -> None:
+    """Documents with a string over `limits.max_string_bytes` bytes of UTF-8, in a text column or
+    anywhere inside a JSON one (binary counts as its base64 text)."""
+    limit = limits.max_string_bytes
+    assert limit is not None
+    for name, values in columns.items():
+        kind = registry.kinds[name]
+        if kind not in (TEXT, JSON):
+            continue
+        for i, value in enumerate(values):
+            # a text of n characters holds at most 4n bytes; a JSON text holds its strings
+            if value is None or len(value) * (4 if kind == TEXT else 1) <= limit or i in failed:
+                continue
+            longest = len(value.encode("utf-8")) if kind == TEXT else _longest_string_bytes(orjson.loads(value))
+            if longest > limit:
+                where = "" if kind == TEXT else " inside the nested value"
+                source = registry.fields.get(name.split("__v_")[0], name)
+                failed[i] = (f"field '{_short(source)}': a string of {longest:,} bytes{where}, over "
+                             f"the {limit:,}-byte limit of {limits.destination} strings (binary counts as its base64 text)")
+
+
+def _longest_string_bytes(value: Any) -> int:
+    """Bytes of the longest string (value or key) in a parsed JSON value, without recursion."""
+    longest, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            longest = max(longest, len(item.encode("utf-8")))
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return longest
 
 
 def _failure_reason(name: str, exc: Exception) -> str:

@@ -31,6 +31,7 @@ from ingestion.source.batches import (
     ColumnRegistry,
     ConvertedBatch,
     Quarantined,
+    RowLimits,
     convert_documents,
     plan_columns,
     quarantine_rows,
@@ -119,10 +120,10 @@ def emit_batch(
     tmp: Path,
     stats: CollectionStats,
     item_format: ItemFormat,
-    max_row_bytes: int | None,
+    limits: RowLimits | None,
 ) -> Iterator[Any]:
     """A converted batch as a dlt item: an Arrow table, or a gzip JSON-lines file in `tmp` that
-    dlt imports as it is. Rows over `max_row_bytes` join the batch's quarantine. Stored columns
+    dlt imports as it is. Rows over the `limits` join the batch's quarantine. Stored columns
     the batch widened are widened in the warehouse first."""
     widenings = stats.registry.take_widenings()
     if widenings:
@@ -134,7 +135,7 @@ def emit_batch(
     path = tmp / f"{table}.{number}.jsonl.gz"
     load_id = dlt.current.load_package_state()["load_id"]
     before = len(batch.quarantined)
-    written = batch.write_jsonl(path, load_id=load_id, max_row_bytes=max_row_bytes)
+    written = batch.write_jsonl(path, load_id=load_id, limits=limits)
     stats.rows_written += written
     columns = {**columns, LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False}}
     if written:
@@ -151,7 +152,7 @@ def collection_resource(
     stats: CollectionStats,
     item_format: ItemFormat = "arrow",
     batch_docs: int = 10_000,
-    max_row_bytes: int | None = None,
+    limits: RowLimits | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
 ) -> DltResource:
     """A dlt resource for one collection; its registry (`stats.registry`) learns the kinds the
@@ -184,9 +185,9 @@ def collection_resource(
                 progress.report(config.name, stats.documents_read, stats.expected)
                 if config.cursor_field:
                     cursors = max_cursors(docs, config.cursor_field, cursors)
-                batch = convert_documents(docs, registry, extracted_at)
+                batch = convert_documents(docs, registry, extracted_at, limits)
                 if batch.size:
-                    yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, max_row_bytes)
+                    yield from emit_batch(batch, registry.dlt_columns(), table, number, Path(tmp), stats, item_format, limits)
                 stats.quarantine.extend(batch.quarantined)
         if stats.quarantine:
             yield quarantine_item(config.name, stats.quarantine)

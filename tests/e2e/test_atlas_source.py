@@ -76,5 +76,5 @@ def test_a_type_change_between_plain_runs_goes_to_a_variant_column(mongo_client,
     pipeline.run(atlas_source(database="plain_drift", client=mongo_client))
     assert rows(warehouse, "select _id, amount, amount__v_text from raw.events order by _id") == [
         ("e1", None, "seven"), ("e2", None, "seven")]
-    assert rows(warehouse, "select data_type from information_schema.columns where table_name = 'events' "
-                           "and column_name = 'amount'") == [("BIGINT",)]
+    assert rows(warehouse, "select data_type from information_schema.columns where table_schema = 'raw' "
+                           "and table_name = 'events' and column_name = 'amount'") == [("BIGINT",)]

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from bson import Decimal128, ObjectId
 
-from ingestion.source.batches import ColumnRegistry, convert_documents
+from ingestion.source.batches import REDSHIFT_LIMITS, ColumnRegistry, convert_documents
 from tests.conftest import run_cli
 
 
@@ -104,8 +104,8 @@ def test_deep_large_and_odd_keys_survive(loaded):
 
 
 def test_rows_over_the_redshift_copy_limit_are_quarantined(tmp_path):
-    docs = [{"_id": "small", "x": "a"}, {"_id": "huge", "x": "y" * (5 * 1024 * 1024)}]
-    batch = convert_documents(docs, ColumnRegistry())
-    written = batch.write_jsonl(tmp_path / "b.jsonl.gz", max_row_bytes=4 * 1024 * 1024)
+    docs = [{"_id": "small", "x": ["a"]}, {"_id": "huge", "x": ["y" * 60_000] * 80}]  # each string under 64 KB
+    batch = convert_documents(docs, ColumnRegistry(), limits=REDSHIFT_LIMITS)
+    written = batch.write_jsonl(tmp_path / "b.jsonl.gz", limits=REDSHIFT_LIMITS)
     assert written == 1
-    assert [(q.document_id, "over the 4194304-byte limit" in q.reason) for q in batch.quarantined] == [("huge", True)]
+    assert [(q.document_id, "over the 4,194,304-byte limit" in q.reason) for q in batch.quarantined] == [("huge", True)]

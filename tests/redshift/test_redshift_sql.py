@@ -280,3 +280,59 @@ def test_spectrum_staging_reads_the_external_table_with_nested_navigation(compil
     assert "(select count(*) from landed.service_calls as element)" in sql
     calls = (OUTPUT / "models/staging/spectrum/stg_spectrum__customer_activity_service_calls.sql").read_text()
     assert ", landed.service_calls as service_call at service_call_index" in calls
+
+
+def test_documents_over_redshift_limits_are_quarantined_before_copy(tmp_path):
+    """Through the offline Redshift load path (a real run, psycopg2 recording, staged files on the
+    S3-compatible server): each document Redshift would refuse is in the quarantine file with the
+    limit it broke, the COPY'd file holds every other one, and no column only they had is created."""
+    import gzip
+
+    import boto3
+    from bson import Binary
+    from pymongo import MongoClient
+
+    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.ops.run import run
+    from redshift_contract.offline_load import OFFLINE_BUCKET, offline_redshift, recording
+
+    docs = [
+        {"_id": "ok", "s": "short", "nested": {"a": "b"}, "blob": Binary(b"\1" * 49_149)},  # 65,532 base64 chars
+        {"_id": "at_limit", "s": "z" * 65_535},
+        {"_id": "long_text", "s": "é" * 40_000},  # 40,000 characters, 80,000 bytes
+        {"_id": "nested_long", "nested": {"deep": [{"k": "x" * 70_000}]}},
+        {"_id": "big_binary", "blob": Binary(b"\0" * 50_000)},
+        {"_id": "long_name", "k" * 130: 1},
+        {"_id": "big_row", "parts": ["y" * 60_000] * 80},
+        {"_id": "wide", **{f"f{i}": i for i in range(1_700)}},
+    ]
+    log: list[str] = []
+    with offline_redshift(tmp_path) as (uri, endpoint), recording(log):
+        with MongoClient(uri) as client:
+            client["operations"]["limits"].insert_many(docs)
+        summary = run(RunConfig(uri=uri, database="operations", collections=["limits"],
+                                destination=DestinationConfig(name="redshift", bucket_url=f"s3://{OFFLINE_BUCKET}"),
+                                pipelines_dir=tmp_path / "pipelines"))
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+
+        def staged(table: str) -> list[dict]:
+            [copy] = [q for q in log if re.match(rf'\s*COPY "raw_atlas(_staging)?"."{table}"', q)]
+            key = re.search(rf"FROM 's3://{OFFLINE_BUCKET}/([^']+)'", copy).group(1)
+            body = s3.get_object(Bucket=OFFLINE_BUCKET, Key=key)["Body"].read()
+            return [json.loads(line) for line in gzip.decompress(body).splitlines()]
+
+        loaded = staged("limits")
+        quarantined = {row["document_id"]: row["reason"] for row in staged("_atlas_quarantine")}
+    [table] = summary.tables
+    assert (table.documents_read, table.rows_loaded, table.quarantined) == (8, 2, 6)
+    assert sorted(row["_id"] for row in loaded) == ["at_limit", "ok"]
+    assert "over the 65,535-byte limit of Redshift strings" in quarantined["long_text"] and "80,000 bytes" in quarantined["long_text"]
+    assert "inside the nested value" in quarantined["nested_long"]
+    assert "66,668 bytes" in quarantined["big_binary"] and "base64" in quarantined["big_binary"]
+    assert "over the 127-byte limit of Redshift identifiers" in quarantined["long_name"]
+    assert "over the 4,194,304-byte limit of Redshift rows" in quarantined["big_row"]
+    assert "over the 1,600-column limit of Redshift tables" in quarantined["wide"]
+    creates = [m.group(0) for q in log for m in re.finditer(r'CREATE TABLE "raw_atlas(_staging)?"."limits" \(.*?\);', q, re.DOTALL)]
+    assert creates and '"blob"' in creates[0]
+    # (a row over 4 MB is only measured as it is written: its columns exist, empty)
+    assert not any('"f0"' in q or "kkkk" in q for q in creates)

@@ -82,9 +82,12 @@ def test_fields_colliding_on_one_column_stop_the_load_naming_both():
         convert_documents([{"_id": "a", "userName": 1}, {"_id": "b", "user_name": 2}], reg)
 
 
-def test_a_field_name_over_the_identifier_limit_stops_the_load():
-    with pytest.raises(NameCollision, match="over the 127-byte limit"):
-        convert_documents([{"_id": "a", "a" * 128: 1}], ColumnRegistry())
+def test_a_field_name_over_the_identifier_limit_quarantines_its_documents():
+    reg = ColumnRegistry()
+    batch = convert_documents([{"_id": "a", "a" * 128: 1, "b": 1}, {"_id": "b", "b": 2}], reg)
+    assert batch.columns == {"_id": ["b"], "b": [2]} and "a" * 128 not in reg.kinds
+    [(document_id, reason)] = [(q.document_id, q.reason) for q in batch.quarantined]
+    assert document_id == "a" and "over the 127-byte limit of Redshift identifiers" in reason
 
 
 def test_ints_and_doubles_of_one_field_share_one_double_column():
