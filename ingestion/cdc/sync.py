@@ -42,13 +42,16 @@ from ingestion.mongo.change_stream import (
     cluster_time,
     read_snapshot,
 )
-from ingestion.source.batches import LOAD_ID, ColumnRegistry, convert_documents
+from ingestion.source.batches import EXTRACTED_AT, LOAD_ID, ColumnRegistry, convert_documents
 from ingestion.source.cursors import decode_cursor, encode_cursor
 from ingestion.source.resources import CollectionStats, emit_batch, quarantine_item, with_quarantine
 
 log = logging.getLogger("atlas_ingest")
 
 SNAPSHOT_ID = "_atlas_snapshot_id"
+# The landing zone has no table to sweep: a resync lands this marker row (no `_id`) instead, once
+# its snapshot was read to the end; the landing-zone models read it (macros/spectrum/landed_current.sql).
+SWEPT = "_atlas_swept"
 HARD_DELETE = "_atlas_deleted"
 SOFT_DELETE = "_deleted_at"
 COUNT_OPERATIONS = ("insert", "delete")
@@ -172,7 +175,8 @@ class CollectionSync:
             columns[HARD_DELETE]["hard_delete"] = True
         return columns
 
-    def _load(self, rows: Callable[[], Iterator[list[dict[str, Any]]]], new_state: CdcState, events: list[ChangeEvent] | None = None) -> None:
+    def _load(self, rows: Callable[[], Iterator[list[dict[str, Any]]]], new_state: CdcState, events: list[ChangeEvent] | None = None,
+              sweep_marker: bool = False) -> None:
         """One load: the rows `rows()` yields (documents with their CDC columns), merged on `_id`,
         with `new_state` saved in the same package, so the checkpoint moves only if they load."""
         stats = CollectionStats(registry=self.registry)
@@ -188,6 +192,8 @@ class CollectionSync:
                         yield from emit_batch(batch, self._columns(), self.table, number, Path(tmp), stats,
                                               target.destination.item_format, target.destination.limits)
                     stats.quarantine.extend(batch.quarantined)
+                if sweep_marker:
+                    yield self._sweep_marker(Path(tmp), extracted_at)
             if stats.quarantine:
                 yield quarantine_item(self.config.name, stats.quarantine)
             dlt.current.resource_state()["cdc"] = asdict(new_state)
@@ -210,6 +216,20 @@ class CollectionSync:
         total.rows_written += stats.rows_written
         total.quarantine.extend(stats.quarantine)
         self.state = new_state
+
+    def _sweep_marker(self, tmp: Path, extracted_at: datetime) -> Any:
+        """The landed row that says: documents whose newest version is older than this and of
+        another snapshot are gone (dated by `_deleted_at` with soft deletes)."""
+        assert self.state is not None
+        row: dict[str, Any] = {SNAPSHOT_ID: self.state.snapshot_id, SWEPT: True, EXTRACTED_AT: extracted_at.isoformat(),
+                               LOAD_ID: dlt.current.load_package_state()["load_id"]}
+        if self.config.deletes == "soft":
+            row[SOFT_DELETE] = extracted_at.isoformat()
+        path = tmp / f"{self.table}.sweep.jsonl.gz"
+        with gzip.open(path, "wb", compresslevel=3) as out:
+            out.write(orjson.dumps(row) + b"\n")
+        columns = {SNAPSHOT_ID: {"data_type": "text"}, SWEPT: {"data_type": "bool"}}
+        return dlt.mark.with_file_import(str(path), "jsonl", 1, hints=dlt.mark.make_hints(columns=columns))
 
     def _events_resource(self, events: list[ChangeEvent]) -> Any:
         name = f"{self.table}{EVENTS_SUFFIX}"
@@ -401,9 +421,15 @@ class CollectionSync:
         """After a snapshot and the changes since: rows of other snapshots were not seen again and
         not changed since T0, so the source no longer has them."""
         assert self.state is not None
+        marker = False
         if self.target.destination.is_sql:
             self.outcome.swept = self._sweep_sql(self.state.snapshot_id)
-        self._load(lambda: iter(()), CdcState(**{**asdict(self.state), "sweep_pending": False}))
+        elif self.target.destination.item_format == "jsonl":
+            marker = True
+        elif self.state.reason != "first run":
+            log.warning("%s: the parquet landing zone keeps documents the resync did not see again; land jsonl "
+                        "(--file-format jsonl) for the landing-zone models to drop them", self.config.name)
+        self._load(lambda: iter(()), CdcState(**{**asdict(self.state), "sweep_pending": False}), sweep_marker=marker)
 
     def _sweep_sql(self, snapshot_id: str) -> int:
         from dlt.destinations.exceptions import DatabaseUndefinedRelation

@@ -201,7 +201,20 @@ def landing_columns(root: Node, source_columns: list[Column]) -> list[Column]:
             data_type = SPECTRUM_TYPE.get(column.name.rsplit("__v_", 1)[-1], "varchar(65535)")
         if data_type is not None:
             columns.append(Column(column.name, "", column.description, column.group, [], data_type))
+    names = {c.name for c in columns}
+    columns += [Column(name, "", description, "load metadata", [], data_type)
+                for name, data_type, description in CDC_LANDING_COLUMNS if name not in names]
     return columns
+
+
+# What CDC lands besides the documents, read by macros/spectrum/landed_current.sql.
+CDC_LANDING_COLUMNS = (
+    ("_atlas_snapshot_id", "varchar(40)", "CDC: the snapshot (cluster time) the version was read in or after."),
+    ("_atlas_deleted", "boolean", "CDC, hard deletes: true on the version that says the document was deleted."),
+    ("_deleted_at", "varchar(40)", "CDC, soft deletes: ISO 8601 UTC time of the delete (on a sweep marker: of the sweep)."),
+    ("_atlas_swept", "boolean", "CDC: true on the marker row (no `_id`) a resync lands once its snapshot was read to the "
+                                "end; documents whose newest version is older and of another snapshot are gone."),
+)
 
 
 def spectrum_type(node: Node) -> str | None:
@@ -273,8 +286,8 @@ class _Planner:
                                          landing="{{ text_timestamp('landed._atlas_extracted_at') }}"))
         self._add(columns, names, Column("deleted_at", "{{ deleted_at(source(%r, %r), 'source') }}" % (
             layout.source_name, layout.table), "When the document was deleted in the source (CDC loads that keep "
-            "deleted rows), UTC; null otherwise, and in the landing zone.", "timestamps",
-            landing="cast(null as timestamp)"))
+            "deleted rows), UTC; null otherwise.", "timestamps",
+            landing="versions.deleted_at"))
         self._add(columns, names, Column("dlt_load_id", "source._dlt_load_id", "dlt load package that wrote the raw row.",
                                          "load metadata", landing="landed._dlt_load_id"))
         for name, description in (("_atlas_extracted_at", "UTC time the ingestion run read the document."),
@@ -416,7 +429,7 @@ class _Planner:
         elif inner is not None:
             self._add(columns, names, self._element_value(inner, _singular(step), element))
         for extra, landing in (("extracted_at", "{{ text_timestamp('landed._atlas_extracted_at') }}"),
-                               ("deleted_at", "cast(null as timestamp)")):
+                               ("deleted_at", "versions.deleted_at")):
             self._add(columns, names, Column(extra, _ref("parent", extra), f"`{extra}` of the document.", "timestamps",
                                              landing=landing))
         what = "element of the array" if is_array else "key of the object"

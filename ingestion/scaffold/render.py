@@ -69,12 +69,9 @@ def _landed_sql(model: Model, layout: CollectionLayout) -> str:
                   + "".join(f"    {unnest}\n" for unnest in model.landed_from))
     return (
         "with\n\nversions as (\n\n"
-        "    -- the landing zone keeps every landed version of a document: the newest one counts\n"
-        "    select\n"
-        "        _id,\n"
-        "        max(_atlas_extracted_at) as latest_extracted_at\n"
-        f"    from {landed}\n"
-        "    group by _id\n\n"
+        "    -- the newest landed version of each document still in the source (CDC deletes and\n"
+        "    -- resyncs included: macros/spectrum/landed_current.sql)\n"
+        f"    {{{{ landed_current_versions(source('{layout.source_name}_landing', '{layout.table}')) }}}}\n\n"
         f"),\n\n{cte} as (\n\n    select\n"
         + select
         + "\n" + source + f"\n)\n\nselect * from {cte}\n"

@@ -79,3 +79,49 @@ def test_a_new_load_date_appears_without_restaging(both_paths, s3_server):
         counts = dict(con.sql("select load_date::varchar, count(*) from atlas_landing.customer_activity group by 1").fetchall())
     # The view staged before the file existed reads the new partition: nothing was recreated.
     assert counts["2031-01-01"] == 1 and sum(counts.values()) == 1_201
+
+
+def test_marts_from_cdc_landed_files_drop_deleted_and_swept_documents(mongo_server, s3_server, tmp_path):
+    """CDC on the landing zone: a delete lands as the document's newest version and a resync lands
+    a sweep marker; the marts built from those files equal the marts of a full load of what the
+    source holds in the end (no all-NULL row for a deleted document)."""
+    bucket = "landing-cdc"
+    s3_client(s3_server).create_bucket(Bucket=bucket)
+    with MongoClient(mongo_server.uri) as client:
+        seed_collection(client, 300, seed=7, database="landcdc")
+        activity = client["landcdc"]["customer_activity"]
+        ids = [d["_id"] for d in activity.find({}, {"_id": 1}).sort("_id", 1)]
+        land = ["run", "--uri", mongo_server.uri, "--database", "landcdc", "--collections", "customer_activity",
+                "--mode", "cdc", "--destination", "s3", "--bucket-url", f"s3://{bucket}", "--prefix", "atlas",
+                "--pipelines-dir", str(tmp_path / "p_s3"), "--json"]
+
+        def landed(*extra: str) -> dict:
+            r = run_cli(*land, *extra, env=s3_server)
+            assert r.returncode == 0, r.stderr[-3000:]
+            return json.loads(r.stdout)["tables"][0]
+
+        landed()  # the snapshot
+        activity.delete_many({"_id": {"$in": ids[:5]}})
+        activity.update_many({"_id": {"$in": ids[5:10]}}, {"$set": {"churned": True}})
+        streamed = landed()
+        assert (streamed["events"], streamed["deletes"]) == (10, 5)
+        activity.delete_many({"_id": {"$in": ids[10:13]}})  # before the resync's new snapshot: only the sweep sees it
+        resynced = landed("--resync")
+        assert resynced["resyncs"] and resynced["deletes"] == 0
+        assert activity.count_documents({}) == 292
+
+    loaded = run_cli("run", "--uri", mongo_server.uri, "--database", "landcdc", "--collections", "customer_activity",
+                     "--warehouse", str(tmp_path / "loaded.duckdb"), "--pipelines-dir", str(tmp_path / "p_local"))
+    assert loaded.returncode == 0, loaded.stderr
+    built = run_dbt("build", warehouse=tmp_path / "loaded.duckdb", target_path=tmp_path / "t_loaded")
+    assert built.returncode == 0, built.stdout[-3000:]
+    spectrum_vars = json.dumps({"atlas_source": "spectrum", "landing_url": f"s3://{bucket}/atlas", "landing_database": "landcdc"})
+    for command in (("run-operation", "stage_external_sources"), ("build",)):
+        r = run_dbt(*command, "--vars", spectrum_vars, warehouse=tmp_path / "spectrum.duckdb",
+                    target_path=tmp_path / "t_spectrum", env=s3_server)
+        assert r.returncode == 0, r.stdout[-3000:]
+
+    from_loaded, from_landed = snapshot(tmp_path / "loaded.duckdb"), snapshot(tmp_path / "spectrum.duckdb")
+    for table in MARTS:
+        assert from_loaded[table] == from_landed[table], table
+    assert len(from_landed["customer_activity"]) == 292

@@ -7,12 +7,9 @@ with
 
 versions as (
 
-    -- the landing zone keeps every landed version of a document: the newest one counts
-    select
-        _id,
-        max(_atlas_extracted_at) as latest_extracted_at
-    from {{ source('atlas_landing', 'customer_activity') }}
-    group by _id
+    -- the newest landed version of each document still in the source (CDC deletes and resyncs
+    -- included: macros/spectrum/landed_current.sql)
+    {{ landed_current_versions(source('atlas_landing', 'customer_activity')) }}
 
 ),
 
@@ -39,7 +36,7 @@ renamed as (
         {{ text_timestamp('landed.record_date') }} as record_at,
         {{ text_timestamp('landed.updated_at') }} as updated_at,
         {{ text_timestamp('landed._atlas_extracted_at') }} as extracted_at,
-        cast(null as timestamp) as deleted_at,
+        versions.deleted_at,
 
         -- load metadata
         landed._dlt_load_id as dlt_load_id,

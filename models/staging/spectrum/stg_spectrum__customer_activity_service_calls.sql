@@ -6,11 +6,7 @@ with
 
 versions as (
 
-    select
-        _id,
-        max(_atlas_extracted_at) as latest_extracted_at
-    from {{ source('atlas_landing', 'customer_activity') }}
-    group by _id
+    {{ landed_current_versions(source('atlas_landing', 'customer_activity')) }}
 
 ),
 
@@ -29,7 +25,7 @@ unnested as (
         -- timestamps
         {{ utc_timestamp(json_value('service_call', 'opened_at', 'timestamptz')) }} as opened_at,
         {{ utc_timestamp('cast(landed._atlas_extracted_at as timestamptz)') }} as extracted_at,
-        cast(null as timestamp) as deleted_at
+        versions.deleted_at
 
     from {{ source('atlas_landing', 'customer_activity') }} as landed
     inner join versions
