@@ -178,12 +178,14 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
                       "--vars", json.dumps(BUILD_VARS)])
             # The landing-zone path: its staging models (and the landing-zone query of generated
             # ones, which land in the same file as their loaded query) with atlas_source: spectrum.
+            # Its on-run-start stages the external tables for the recent load dates (operation
+            # spectrum_run_start: the statements outside the models).
+            operations: list[tuple[str, int]] = [("spectrum_run_start", len(recorder.statements))]
             _dbt(["run", *common, "--threads", "1", "--select", "path:models/staging",
                   "--vars", json.dumps(SPECTRUM_VARS)])
             spectrum_manifest = json.loads((target_path / "manifest.json").read_text())
             nodes.update({uid: n for uid, n in spectrum_manifest["nodes"].items()
                           if n["package_name"] == PROJECT and n["original_file_path"].startswith("models/staging/")})
-            operations: list[tuple[str, int]] = []
             for name, op_args in OPERATIONS:
                 start = len(recorder.statements)
                 _dbt(["run-operation", name, "--args", json.dumps(op_args), *common, "--vars", json.dumps(BUILD_VARS)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -49,6 +49,13 @@ def run(config: RunConfig) -> RunSummary:
             f"{len(failures)} of {len(failures) + len(summary.tables)} collections failed ({names}; first: {failures[0].error}); "
             f"the others loaded and are recorded in {summary.dataset}._atlas_runs", summary)
     return summary
+
+
+def landed_load_dates(started_at: datetime) -> list[str]:
+    """The `load_date=` folders a landing run wrote into: dlt dates each file by its load package,
+    created between the run's start and now (UTC), so every date in between."""
+    first, last = started_at.astimezone(timezone.utc).date(), datetime.now(timezone.utc).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
 def restore_state(pipeline: dlt.Pipeline, p: Plan) -> None:
@@ -132,5 +139,6 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
     finally:
         client.close()
     summary = RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
-                         tables, p.run_id, failed={f.config.name: str(f.error) for f in failures})
+                         tables, p.run_id, failed={f.config.name: str(f.error) for f in failures},
+                         load_dates=landed_load_dates(p.started_at) if config.destination.name == "s3" else [])
     return summary, failures

@@ -63,6 +63,8 @@ class RunSummary:
     run_id: str | None = None
     # collection -> error, for the collections that failed while the others loaded
     failed: dict[str, str] = field(default_factory=dict)
+    # s3: the `load_date=` partitions this run may have landed files in (every UTC date it spanned)
+    load_dates: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,4 +76,5 @@ class RunSummary:
             "elapsed_s": round(self.elapsed_s, 3),
             "tables": [t.as_dict() for t in self.tables],
             "failed": self.failed,
+            **({"load_dates": self.load_dates} if self.load_dates else {}),
         }

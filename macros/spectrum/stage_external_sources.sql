@@ -25,13 +25,38 @@
         {%- do atlas_analytics.run_outside_transaction(setup) -%}
     {%- endif -%}
     {%- for node in selected -%}
-        {%- do atlas_analytics.check_external_format(node) -%}
-        {%- set statements = adapter.dispatch('external_table_statements', 'atlas_analytics')(node, full_refresh, load_dates) -%}
-        {%- for statement in statements -%}
-            {%- do atlas_analytics.run_outside_transaction(statement) -%}
-        {%- endfor -%}
-        {{ log("staged external table " ~ node.schema ~ "." ~ node.identifier ~ " (" ~ statements | length ~ " statements)", info=true) }}
+        {%- do atlas_analytics.stage_external_source(node, full_refresh, load_dates) -%}
     {%- endfor -%}
+{% endmacro %}
+
+
+{% macro stage_external_source(node, full_refresh, load_dates) %}
+    {%- do atlas_analytics.check_external_format(node) -%}
+    {%- set statements = adapter.dispatch('external_table_statements', 'atlas_analytics')(node, full_refresh, load_dates) -%}
+    {%- for statement in statements -%}
+        {%- do atlas_analytics.run_outside_transaction(statement) -%}
+    {%- endfor -%}
+    {{ log("staged external table " ~ node.schema ~ "." ~ node.identifier ~ " (" ~ statements | length ~ " statements)", info=true) }}
+{% endmacro %}
+
+
+{#- on-run-start, when the marts read the landing zone (atlas_source: spectrum): every external
+    source is staged for the last `landing_recent_days` load dates (default 7), so that whatever
+    schedules `dbt build` (the workflow, cron, Dagster) sees the partitions ingestion landed since
+    without a separate step; missing tables are created, existing ones only gain partitions
+    (ADD IF NOT EXISTS). After a longer gap, run stage_external_sources (30 days by default). -#}
+{% macro stage_recent_external_sources() %}
+    {%- if execute and var('atlas_source', 'loaded') == 'spectrum' -%}
+        {%- set days = var('landing_recent_days', 7) | int -%}
+        {%- set today = modules.datetime.datetime.utcnow().date() -%}
+        {%- set dates = [] -%}
+        {%- for offset in range(days - 1, -1, -1) -%}
+            {%- do dates.append((today - modules.datetime.timedelta(days=offset)).isoformat()) -%}
+        {%- endfor -%}
+        {%- for node in graph.sources.values() if node.external and node.external.location -%}
+            {%- do atlas_analytics.stage_external_source(node, false, dates) -%}
+        {%- endfor -%}
+    {%- endif -%}
 {% endmacro %}
 
 

@@ -49,6 +49,9 @@ def test_s3_jsonl_layout_and_content(mongo_server, s3_server, source, tmp_path):
     assert isinstance(row["customer"], dict) and row["customer"]["phone"] == doc["customer"]["phone"]
     assert isinstance(row["service_calls"], list) and len(row["service_calls"]) == len(doc["service_calls"])
     assert row["_dlt_load_id"] == summary["load_id"]
+    # the partitions the run landed, for a flow that registers exactly those
+    landed = {re.search(r"load_date=([\d-]+)/", k).group(1) for k in data}
+    assert landed <= set(summary["load_dates"]) and len(summary["load_dates"]) <= 2
 
 
 def test_s3_parquet(mongo_server, s3_server, source, tmp_path):

@@ -336,3 +336,16 @@ def test_documents_over_redshift_limits_are_quarantined_before_copy(tmp_path):
     assert creates and '"blob"' in creates[0]
     # (a row over 4 MB is only measured as it is written: its columns exist, empty)
     assert not any('"f0"' in q or "kkkk" in q for q in creates)
+
+
+def test_a_landing_zone_build_registers_the_recent_partitions_itself(compiled):
+    """`dbt build --vars '{atlas_source: spectrum}'` stages the external tables for the last 7 load
+    dates before the models run, so a scheduled build sees what ingestion landed since."""
+    from datetime import datetime, timedelta, timezone
+
+    sql = (OUTPUT / compiled["operations"]["spectrum_run_start"]).read_text()
+    today = datetime.now(timezone.utc).date()
+    expected = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
+    statement = re.search(r"alter table atlas_landing\.customer_activity add if not exists (.*?);", sql, re.DOTALL)
+    assert statement, sql[:2000]
+    assert re.findall(r"partition \(load_date='(\d{4}-\d{2}-\d{2})'\)", statement.group(1)) == expected
