@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     per.add_argument("--write-disposition", help="replace, merge or append (default: by mode)")
     per.add_argument("--workers", type=int, help="parallel readers over _id ranges (default 1)")
     per.add_argument("--lookback-seconds", type=float, help="incremental: re-read this long before the last cursor value")
-    per.add_argument("--deletes", help="cdc: hard (delete the row, default) or soft (keep it with _deleted_at)")
+    per.add_argument("--deletes", help="cdc and --detect-deletes: hard (delete the row, default) or soft (keep it with _deleted_at)")
+    per.add_argument("--detect-deletes", action="store_true", default=None,
+                     help="incremental: after the load, remove the rows whose document is gone (reads only _id)")
     per.add_argument("--on-token-lost", help="cdc: resync (new snapshot, default) or fail, when the resume token left the oplog")
     per.add_argument("--checkpoint-docs", type=int, help="cdc: documents or change events per checkpointed load (default 50000)")
     run.add_argument("--follow", action="store_true", help="cdc: keep streaming changes after catching up (stop with SIGTERM)")
@@ -135,7 +137,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides={
             "mode": args.mode, "cursor_field": args.cursor_field, "filter": args.filter,
             "projection": args.projection, "write_disposition": args.write_disposition, "workers": args.workers,
-            "lookback_seconds": args.lookback_seconds, "deletes": args.deletes, "on_token_lost": args.on_token_lost,
+            "lookback_seconds": args.lookback_seconds, "deletes": args.deletes, "detect_deletes": args.detect_deletes, "on_token_lost": args.on_token_lost,
             "checkpoint_docs": args.checkpoint_docs,
         },
     )
@@ -172,6 +174,8 @@ def _print_summary(summary: "RunSummary", as_json: bool) -> None:
                 notes.append(f"RESYNC: {reason}")
         else:
             read = f"{t.documents_read} documents read"
+            if t.deletes:
+                notes.append(f"{t.deletes} deleted documents detected")
         extra = f" ({'; '.join(notes)})" if notes else ""
         print(f"  {t.collection} -> {summary.dataset}.{t.table} [{t.mode}]: {read}, {t.rows_loaded} rows loaded{extra}")
         if t.reconciliation is not None:

@@ -38,10 +38,11 @@ class CollectionConfig:
         projection = '{"internal_notes": 0}'
         workers = 4
         lookback_seconds = 60        # re-read a minute before the last cursor value
+        detect_deletes = true        # after each run, remove rows whose document is gone (_id-only read)
 
         [sources.atlas.collections.orders]
         mode = "cdc"                 # snapshot, then the change stream
-        deletes = "soft"             # keep deleted rows with _deleted_at (default: hard)
+        deletes = "soft"             # keep deleted rows with _deleted_at (default: hard; also for detect_deletes)
         on_token_lost = "fail"       # default: resync
         checkpoint_docs = 50000      # documents or change events per load
     """
@@ -57,11 +58,23 @@ class CollectionConfig:
     # Re-read this many seconds before the last cursor value: for writers whose clocks disagree,
     # or whose commits land out of cursor order. Re-read documents are merged, not duplicated.
     lookback_seconds: float = 0.0
+    # incremental: after the load, read every `_id` of the source (only the `_id` index) and remove
+    # (deletes = "hard") or date (deletes = "soft") the rows whose document is gone.
+    detect_deletes: bool = False
     # cdc: how a delete lands, what to do when the stored resume token has left the oplog, and
     # how many documents (snapshot) or change events (stream) each checkpointed load holds.
     deletes: str = "hard"
     on_token_lost: str = "resync"
     checkpoint_docs: int = 50_000
+
+    @property
+    def sees_deletes(self) -> bool:
+        """Whether a run of this collection removes rows whose document was deleted: full loads
+        replace the table, CDC reads deletes from the stream, incremental ones only with
+        detect_deletes; an appended table keeps every row it was given."""
+        if self.disposition == "append":
+            return False
+        return self.mode != "incremental" or self.detect_deletes
 
     @property
     def disposition(self) -> str:
@@ -90,6 +103,11 @@ class CollectionConfig:
             raise ConfigError(f"{where}: unknown on_token_lost '{self.on_token_lost}': choose one of {', '.join(ON_TOKEN_LOST)}")
         if self.projection and any(key == "_id" and value in (0, False) for key, value in self.projection.items()):
             raise ConfigError(f"{where}: the projection drops _id, which every row is keyed on: remove \"_id\": 0 from it")
+        if self.detect_deletes and self.mode != "incremental":
+            raise ConfigError(f"{where}: detect_deletes is for incremental mode (full loads replace the table, cdc "
+                              "reads deletes from the change stream): drop it")
+        if self.detect_deletes and self.disposition == "append":
+            raise ConfigError(f"{where}: detect_deletes removes rows from a merged table: drop write_disposition 'append'")
         if self.checkpoint_docs < 1:
             raise ConfigError(f"{where}: checkpoint_docs must be at least 1")
         if self.mode == "cdc" and self.write_disposition not in (None, "merge"):
@@ -118,6 +136,12 @@ def parse_json_object(text: str | Mapping[str, Any] | None, what: str) -> dict[s
     return value
 
 
+def _flag(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{what} must be true or false (got {value!r})")
+
+
 def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> CollectionConfig:
     """Settings for `name` from `sources.atlas.collections.<name>` in dlt's config, then `overrides`."""
     stored = dlt.config.get(f"sources.atlas.collections.{name}") or {}
@@ -126,7 +150,7 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
     merged = {**stored, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     unknown = set(merged) - {
         "mode", "cursor_field", "primary_key", "filter", "projection", "write_disposition", "workers", "lookback_seconds",
-        "deletes", "on_token_lost", "checkpoint_docs",
+        "deletes", "on_token_lost", "checkpoint_docs", "detect_deletes",
     }
     if unknown:
         raise ConfigError(f"collection '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
@@ -142,6 +166,7 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
         workers=int(merged.get("workers", config.workers)),
         lookback_seconds=float(merged.get("lookback_seconds", config.lookback_seconds)),
         deletes=merged.get("deletes", config.deletes),
+        detect_deletes=_flag(merged.get("detect_deletes", config.detect_deletes), f"detect_deletes of '{name}'"),
         on_token_lost=merged.get("on_token_lost", config.on_token_lost),
         checkpoint_docs=int(merged.get("checkpoint_docs", config.checkpoint_docs)),
     )

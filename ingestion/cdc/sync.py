@@ -42,7 +42,7 @@ from ingestion.mongo.change_stream import (
     cluster_time,
     read_snapshot,
 )
-from ingestion.source.batches import EXTRACTED_AT, LOAD_ID, ColumnRegistry, convert_documents
+from ingestion.source.batches import DELETED_AT, EXTRACTED_AT, LOAD_ID, ColumnRegistry, convert_documents
 from ingestion.source.cursors import decode_cursor, encode_cursor
 from ingestion.source.resources import CollectionStats, emit_batch, quarantine_item, with_quarantine
 
@@ -53,7 +53,7 @@ SNAPSHOT_ID = "_atlas_snapshot_id"
 # its snapshot was read to the end; the landing-zone models read it (macros/spectrum/landed_current.sql).
 SWEPT = "_atlas_swept"
 HARD_DELETE = "_atlas_deleted"
-SOFT_DELETE = "_deleted_at"
+SOFT_DELETE = DELETED_AT
 COUNT_OPERATIONS = ("insert", "delete")
 EVENTS_SUFFIX = "__change_events"
 # A resync that needs another resync in the same run means the oplog window is shorter than a snapshot.

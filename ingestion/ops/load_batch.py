@@ -16,6 +16,7 @@ from ingestion.errors import IngestError
 from ingestion.load.checked_run import run_checked
 from ingestion.load.recovery import discard_failed_load
 from ingestion.naming import table_name
+from ingestion.ops.deletes import remove_deleted
 from ingestion.ops.plan import Plan, index_warning
 from ingestion.ops.schema_files import update_schema_file
 from ingestion.ops.summary import CollectionFailure, TableSummary
@@ -67,9 +68,12 @@ def _load_collection(
         loaded = s.checked_rows(cc.name, table, target.item_format, info)
 
     run_checked(pipeline, source, target.loader_file_format, target.duckdb_credentials, check)
+    # after the load, so that every row the run wrote is there to be kept
+    deleted = remove_deleted(client[config.database][cc.name], cc, table, pipeline) if cc.detect_deletes else 0
     summary = TableSummary(
         cc.name, table, cc.mode, s.documents_read, loaded, len(s.quarantine),
         s.registry.new_columns, s.registry.variant_columns, warnings, first_load,
+        deletes=deleted,
         source_fields=s.registry.fields,
         widened_columns=list(s.registry.widened),
     )

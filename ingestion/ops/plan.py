@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from ingestion.config import CollectionConfig, RunConfig, collection_selection
-from ingestion.errors import SourceError
+from ingestion.errors import ConfigError, SourceError
 from ingestion.load.destinations import ResolvedDestination, resolve
 from ingestion.mongo.connect import collection_names
 from ingestion.naming import check_table_names, table_name
@@ -42,7 +42,13 @@ class Plan:
 def plan(config: RunConfig) -> Plan:
     """Validated settings and the resolved destination; raises ConfigError for what the user must fix."""
     collections = config.validate()
-    return Plan(config, collections, resolve(config.destination, config.database))
+    target = resolve(config.destination, config.database)
+    if not target.is_sql:
+        refused = next((cc.name for cc in collections if cc.detect_deletes), None)
+        if refused:
+            raise ConfigError(f"collection '{refused}': detect_deletes removes rows from warehouse tables; the landing "
+                              "zone keeps every version landed (use --mode cdc there: deletes land as versions)")
+    return Plan(config, collections, target)
 
 
 def followed_tables(pipeline: dlt.Pipeline) -> set[str]:

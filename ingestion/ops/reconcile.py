@@ -32,6 +32,9 @@ from ingestion.source.resources import QUARANTINE_TABLE
 
 SAMPLE_SIZE = 100
 MATCH, DIVERGED, NOT_CHECKED = "match", "diverged", "not checked"
+# The warehouse holds more rows than the source, every sampled row equal: what a mode that cannot
+# see deletes leaves (incremental without detect_deletes, an appended table), not a divergence.
+DELETES_UNSEEN = "deletes unseen"
 
 
 @dataclass
@@ -44,15 +47,20 @@ class Reconciliation:
     sample_mismatches: int | None = None
     # CDC with soft deletes keeps deleted documents as rows with `_deleted_at`: count the others.
     live_rows_only: bool = False
+    # whether the mode removes rows of deleted documents (CollectionConfig.sees_deletes)
+    sees_deletes: bool = True
     elapsed_s: float = 0.0  # what the comparison cost (the source count scans on some servers)
 
     @property
     def status(self) -> str:
         if self.warehouse_count is None or self.sample_mismatches is None:
             return NOT_CHECKED
-        difference = abs(self.warehouse_count + self.quarantined_missing - self.source_count)
-        ok = difference <= self.changed_during_run and self.sample_mismatches <= self.changed_during_run
-        return MATCH if ok else DIVERGED
+        excess = self.warehouse_count + self.quarantined_missing - self.source_count
+        if self.sample_mismatches > self.changed_during_run:
+            return DIVERGED
+        if abs(excess) <= self.changed_during_run:
+            return MATCH
+        return DELETES_UNSEEN if excess > 0 and not self.sees_deletes else DIVERGED
 
     def describe(self) -> str:
         if self.status == NOT_CHECKED:
@@ -60,7 +68,9 @@ class Reconciliation:
         return (f"source {self.source_count}, warehouse {self.warehouse_count}"
                 + (f" (+{self.quarantined_missing} quarantined)" if self.quarantined_missing else "")
                 + f", sample {self.sample_size - (self.sample_mismatches or 0)}/{self.sample_size} equal"
-                + (f", {self.changed_during_run} changed during the run" if self.changed_during_run else ""))
+                + (f", {self.changed_during_run} changed during the run" if self.changed_during_run else "")
+                + ("; the extra rows are documents deleted in the source, which this mode does not remove "
+                   "(incremental: detect_deletes = true)" if self.status == DELETES_UNSEEN else ""))
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,7 @@ def reconcile(
     """Compare the collection's `source` count with its table right after the run loaded it (SQL
     destinations). Documents whose cursor is newer than the run's start widen the window.
     `source_fields` maps warehouse columns to the source fields they came from."""
-    result = Reconciliation(source_count=source.count, changed_during_run=source.changed)
+    result = Reconciliation(source_count=source.count, changed_during_run=source.changed, sees_deletes=config.sees_deletes)
     cursor = config.cursor_field
     if cursor:
         changed = {**config.filter, cursor: {"$gte": run_started_at}} if config.filter else {cursor: {"$gte": run_started_at}}
@@ -154,7 +164,7 @@ def reconcile(
     field = cursor if compare and compare == cursor_column else (source_fields or {}).get(compare or "", compare)
     with pipeline.sql_client() as client:
         qualified = client.make_qualified_table_name(table)
-        result.live_rows_only = config.mode == "cdc" and config.deletes == "soft" and SOFT_DELETE in columns
+        result.live_rows_only = (config.mode == "cdc" or config.detect_deletes) and config.deletes == "soft" and SOFT_DELETE in columns
         live = f"where {client.escape_column_name(SOFT_DELETE)} is null" if result.live_rows_only else ""
         try:
             result.warehouse_count = _scalar(client, f"select count(*) from {qualified} {live}")
@@ -179,7 +189,10 @@ def reconcile(
         for doc in collection.find({"$and": [config.filter, query]} if config.filter else query, {field: 1} if field else {"_id": 1})
     }
     result.sample_size = len(sample)
-    result.sample_mismatches = sum(1 for _id, value in sample.items() if _id not in source or not _same(source[_id], value))
+    missing = sum(1 for _id in sample if _id not in source)
+    differing = sum(1 for _id, value in sample.items() if _id in source and not _same(source[_id], value))
+    # a sampled row whose document is gone is stale where the mode removes such rows, expected where it does not
+    result.sample_mismatches = differing + (missing if config.sees_deletes else 0)
     return result
 
 

@@ -51,6 +51,7 @@ def run_record(t: TableSummary, started_at: datetime, ended_at: datetime) -> Run
     }
     if r is not None:
         values.update(source_count=r.source_count, warehouse_count=r.warehouse_count, live_rows_only=r.live_rows_only,
+                      sees_deletes=r.sees_deletes,
                       quarantined_missing=r.quarantined_missing,
                       changed_during_run=r.changed_during_run, sample_size=r.sample_size,
                       sample_mismatches=r.sample_mismatches, reconciliation=r.status)

@@ -45,6 +45,7 @@ RUN_COLUMNS: dict[str, dict[str, Any]] = {
     "source_count": {"data_type": "bigint"},
     "warehouse_count": {"data_type": "bigint"},
     "live_rows_only": {"data_type": "bool"},
+    "sees_deletes": {"data_type": "bool"},
     "quarantined_missing": {"data_type": "bigint"},
     "changed_during_run": {"data_type": "bigint"},
     "sample_size": {"data_type": "bigint"},

@@ -39,6 +39,7 @@ from ingestion.naming import NameCollision, NameTooLong, check_length, checked_c
 from ingestion.schema.discovery import CollectionSchema, planned_kind
 
 EXTRACTED_AT = "_atlas_extracted_at"
+DELETED_AT = "_deleted_at"  # soft deletes (CDC, and incremental with detect_deletes): when the document went
 MAX_ID_CHARS = 512  # `_id` column width; a longer `_id` (as text) is quarantined
 LOAD_ID = "_dlt_load_id"
 

@@ -24,9 +24,11 @@ from pymongo import MongoClient
 from ingestion import progress
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
+from ingestion.mongo.bson_types import TIMESTAMP
 from ingestion.mongo.reads import id_range_filters, read_parallel
 from ingestion.schema.discovery import DEFAULT_SAMPLE_SIZE, CollectionSchema, discover
 from ingestion.source.batches import (
+    DELETED_AT,
     LOAD_ID,
     ColumnRegistry,
     ConvertedBatch,
@@ -165,6 +167,8 @@ def collection_resource(
         # The kinds the table already has (dlt hands the resource its stored schema), so a field
         # that changes type between runs widens its column or goes to a variant column.
         registry.seed(stored_kinds(dlt.current.source_schema(), table))
+        if config.detect_deletes and config.deletes == "soft":
+            registry.kinds.setdefault(DELETED_AT, TIMESTAMP)  # dated by delete detection after the load
         if sample_size:
             stats.schema = discover(collection, sample_size, config.filter, config.projection)
             plan_columns(registry, stats.schema)  # a name collision stops here, before anything is read

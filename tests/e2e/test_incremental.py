@@ -256,3 +256,73 @@ def test_a_cursor_stored_as_one_value_keeps_its_bracket(mongo_server, events, tm
     again, _ = ingest(mongo_server.uri, tmp_path)
     assert again["documents_read"] == 2 and warehouse_rows(tmp_path)["n1"] == 1
     assert stored_cursor(tmp_path) == T0 + timedelta(minutes=99)
+
+
+def test_detect_deletes_removes_the_rows_of_deleted_documents(mongo_server, events, tmp_path):
+    """Incremental runs never read a deleted document again: with --detect-deletes each run reads
+    every `_id` of the source and removes the rows whose document is gone."""
+    ingest(mongo_server.uri, tmp_path)
+    events.delete_many({"_id": {"$in": ["d1", "d2", "d50"]}})
+    events.update_one({"_id": "d3"}, {"$set": {"v": -3, "updated_at": T0 + timedelta(days=1)}})
+    detected, r = ingest(mongo_server.uri, tmp_path, "--detect-deletes")
+    rows = warehouse_rows(tmp_path)
+    assert len(rows) == 97 and not {"d1", "d2", "d50"} & set(rows) and rows["d3"] == -3
+    assert detected["deletes"] == 3
+    assert detected["reconciliation"]["status"] == "match"
+    again, _ = ingest(mongo_server.uri, tmp_path, "--detect-deletes")
+    assert again["deletes"] == 0 and len(warehouse_rows(tmp_path)) == 97
+
+
+def test_soft_delete_detection_dates_the_rows(mongo_server, events, tmp_path):
+    ingest(mongo_server.uri, tmp_path, "--detect-deletes", "--deletes", "soft")
+    events.delete_many({"_id": {"$in": ["d1", "d2"]}})
+    events.insert_one({"_id": "d1", "v": 100, "updated_at": T0 + timedelta(days=2)})  # deleted, then back
+    detected, _ = ingest(mongo_server.uri, tmp_path, "--detect-deletes", "--deletes", "soft")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        dated = con.sql("select _id from raw_atlas.events where _deleted_at is not null").fetchall()
+        total = con.sql("select count(*) from raw_atlas.events").fetchone()[0]
+    assert dated == [("d2",)] and total == 100
+    assert detected["deletes"] == 1 and detected["reconciliation"]["status"] == "match"
+    assert detected["reconciliation"]["live_rows_only"] is True
+
+
+def test_without_delete_detection_the_reconciliation_says_deletes_are_unseen(mongo_server, mongo_client, tmp_path):
+    """A delete is a documented limit of plain incremental runs: the reconciliation says so and
+    the dbt test on the run history passes; fewer rows than the source still fail it."""
+    from tests.conftest import run_dbt
+
+    mongo_client.drop_database("incrdel")
+    seed_collection(mongo_client, 200, seed=5, database="incrdel")
+    activity = mongo_client["incrdel"]["customer_activity"]
+    args = ("run", "--uri", mongo_server.uri, "--database", "incrdel", "--collections", "customer_activity",
+            "--mode", "incremental", "--cursor-field", "updated_at", "--warehouse", str(tmp_path / "w.duckdb"),
+            "--pipelines-dir", str(tmp_path / "p"), "--json")
+    assert run_cli(*args).returncode == 0
+    activity.delete_many({"_id": {"$in": [d["_id"] for d in activity.find({}, {"_id": 1}).limit(4)]}})
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    reconciliation = json.loads(r.stdout)["tables"][0]["reconciliation"]
+    assert reconciliation["status"] == "deletes unseen" and reconciliation["sees_deletes"] is False
+    text = run_cli(*args[:-1])  # the summary says what the extra rows are, and the fix
+    assert "deletes unseen" in text.stdout and "detect_deletes = true" in text.stdout
+    built = run_dbt("test", "--select", "test_name:reconciled_with_source", warehouse=tmp_path / "w.duckdb", target_path=tmp_path / "t")
+    assert built.returncode == 0 and "PASS reconciled_with_source_customer_activity" in built.stdout, built.stdout[-3000:]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.sql("delete from raw_atlas.customer_activity where _id in "
+                "(select _id from raw_atlas.customer_activity order by _id limit 10)")
+    failed = run_dbt("test", "--select", "test_name:reconciled_with_source", warehouse=tmp_path / "w.duckdb",
+                     target_path=tmp_path / "t2")
+    assert failed.returncode != 0 and "Failure in test reconciled_with_source_customer_activity" in failed.stdout
+
+
+def test_detect_deletes_is_refused_where_it_cannot_work(mongo_server, tmp_path):
+    base = ("run", "--uri", mongo_server.uri, "--database", "incr", "--collections", "events", "--detect-deletes",
+            "--pipelines-dir", str(tmp_path / "p"))
+    for extra, message in (
+        ((), "detect_deletes is for incremental mode"),
+        (("--mode", "incremental", "--cursor-field", "updated_at", "--write-disposition", "append"), "drop write_disposition 'append'"),
+        (("--mode", "incremental", "--cursor-field", "updated_at", "--destination", "s3", "--bucket-url", str(tmp_path / "lake")),
+         "the landing zone keeps every version"),
+    ):
+        r = run_cli(*base, *extra)
+        assert r.returncode == 2 and message in r.stderr, r.stderr

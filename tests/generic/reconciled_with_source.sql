@@ -2,13 +2,17 @@
     CDC load keeps for deleted documents), plus documents quarantined and never loaded, against the source count of the
     collection's last successful run in `_atlas_runs`, beyond the documents that changed while
     that run ran; or when that run's sampled `_id`/`updated_at` check found more stale rows than
-    that. The returned row names the collection. A raw table that does not exist holds 0 rows:
+    that. A mode that does not remove the rows of deleted documents (incremental without
+    detect_deletes, an appended table: `sees_deletes` false) may hold more rows than the source:
+    only fewer fail it there. The returned row names the collection. A raw table that does not exist holds 0 rows:
     the test passes where the collection was never loaded, fails where a run loaded it. -#}
 {#- Attached to the run history (`raw_table` names the collection's table) or to the raw table
     itself (the run history is then the `atlas` source's `_atlas_runs`). -#}
 {% test reconciled_with_source(model, collection, raw_table=none) %}
 {%- set runs = model if raw_table is not none else source('atlas', '_atlas_runs') -%}
 {%- set raw_table = raw_table if raw_table is not none else model -%}
+{#- run histories recorded before the column existed: every mode was held to the count -#}
+{%- set sees_deletes = 'coalesce(sees_deletes, true)' if 'sees_deletes' in relation_columns(runs) else 'true' -%}
 
 with last_run as (
     select
@@ -18,7 +22,8 @@ with last_run as (
         quarantined_missing,
         changed_during_run,
         sample_mismatches,
-        coalesce(live_rows_only, false) as live_rows_only
+        coalesce(live_rows_only, false) as live_rows_only,
+        {{ sees_deletes }} as sees_deletes
     from {{ runs }}
     where
         collection = '{{ collection }}'
@@ -53,7 +58,11 @@ select
 from last_run
 cross join warehouse
 where
-    abs(warehouse.warehouse_count + last_run.quarantined_missing - last_run.source_count) > last_run.changed_during_run
+    last_run.source_count - warehouse.warehouse_count - last_run.quarantined_missing > last_run.changed_during_run
+    or (
+        last_run.sees_deletes
+        and warehouse.warehouse_count + last_run.quarantined_missing - last_run.source_count > last_run.changed_during_run
+    )
     or last_run.sample_mismatches > last_run.changed_during_run
 
 {% endtest %}
