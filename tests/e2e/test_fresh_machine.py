@@ -71,3 +71,25 @@ def test_a_cdc_run_on_a_new_machine_resumes_from_its_token_and_sees_a_drop(mongo
     assert (kept["items"]["snapshot_docs"], kept["items"]["events"], kept["items"]["deletes"]) == (0, 5, 1)
     assert "was dropped" in kept["gone"]["resyncs"][0]
     assert fresh == kept
+
+
+def test_an_incremental_landing_on_a_new_machine_continues_from_its_cursor(mongo_server, mongo_client, s3_server, tmp_path):
+    """The landing zone keeps the pipeline state too (dlt's state files in the bucket)."""
+    from tests.conftest import s3_client
+
+    s3_client(s3_server).create_bucket(Bucket="fresh-landing")
+    mongo_client.drop_database("fresh_land")
+    events = mongo_client["fresh_land"]["events"]
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    events.insert_many([{"_id": i, "updated_at": start + timedelta(minutes=i)} for i in range(40)])
+
+    def land(pipelines: Path) -> dict:
+        r = run_cli("run", "--uri", mongo_server.uri, "--database", "fresh_land", "--mode", "incremental",
+                    "--cursor-field", "updated_at", "--destination", "s3", "--bucket-url", "s3://fresh-landing",
+                    "--pipelines-dir", str(pipelines), "--no-progress", "--json", env=s3_server)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout)["tables"][0]
+
+    assert land(tmp_path / "first")["documents_read"] == 40
+    events.insert_many([{"_id": i, "updated_at": start + timedelta(days=1, minutes=i)} for i in range(40, 45)])
+    assert land(tmp_path / "second")["documents_read"] == 6  # the 5 new ones and the one at the cursor
