@@ -39,7 +39,14 @@ from ingestion.source.batches import (
     quarantine_rows,
     stored_kinds,
 )
-from ingestion.source.cursors import Cursors, decode_cursors, incremental_filters, max_cursors, store_cursors
+from ingestion.source.cursors import (
+    Cursors,
+    decode_cursors,
+    incremental_filters,
+    max_cursors,
+    store_cursors,
+    without_repeated_arrays,
+)
 from ingestion.source.widen import widen_columns
 
 QUARANTINE_TABLE = "_atlas_quarantine"
@@ -183,8 +190,11 @@ def collection_resource(
             filters = [config.filter]
         extracted_at = datetime.now(timezone.utc)
         cursors = stats.cursor_from or {}
+        arrays_read: set[Any] = set()
         with tempfile.TemporaryDirectory(prefix="atlas-ingest-") as tmp:
             for number, docs in enumerate(read_parallel(collection, filters, config.projection, batch_docs, config.workers)):
+                if stats.cursor_from is not None:  # several queries: an array cursor may match two
+                    docs = without_repeated_arrays(docs, config.cursor_field, arrays_read)
                 stats.documents_read += len(docs)
                 progress.report(config.name, stats.documents_read, stats.expected)
                 if config.cursor_field:

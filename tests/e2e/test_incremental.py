@@ -227,13 +227,16 @@ def test_a_cursor_of_mixed_bson_types_reads_every_bracket(mongo_server, events, 
     events.insert_many([{"_id": "n2", "v": 14, "updated_at": Int64(20)},
                         {"_id": "dec", "v": 15, "updated_at": Decimal128("30.25")},
                         {"_id": "ts", "v": 16, "updated_at": Timestamp(1_700_000_000, 1)},
-                        {"_id": "old_number", "v": 17, "updated_at": 9}])  # below the number bracket's maximum
+                        {"_id": "old_number", "v": 17, "updated_at": 9},  # below the number bracket's maximum
+                        # an array matches the date range through an element, and the array query: read once
+                        {"_id": "arr", "v": 18, "updated_at": [T0 + timedelta(days=9), None]}])
     second, _ = ingest(mongo_server.uri, tmp_path)
     rows = warehouse_rows(tmp_path)
-    assert {k: rows[k] for k in ("n1", "s1", "d3", "n2", "dec", "ts")} == {"n1": 11, "s1": 12, "d3": 13, "n2": 14, "dec": 15, "ts": 16}
+    assert {k: rows[k] for k in ("n1", "s1", "d3", "n2", "dec", "ts", "arr")} == {
+        "n1": 11, "s1": 12, "d3": 13, "n2": 14, "dec": 15, "ts": 16, "arr": 18}
     assert "old_number" not in rows  # a value older than its bracket's cursor is not a change
-    # n1, n2 and dec (number), s1 (string), d3 (boolean), ts (timestamp, a new bracket), d99 (date boundary)
-    assert second["documents_read"] == 7
+    # n1, n2 and dec (number), s1 (string), d3 (boolean), ts (timestamp, a new bracket), arr, d99 (date boundary)
+    assert second["documents_read"] == 8
     state = json.loads((tmp_path / "p" / "atlas_incr_local" / "state.json").read_text())
     from ingestion.source.cursors import decode_cursors
 
@@ -241,7 +244,7 @@ def test_a_cursor_of_mixed_bson_types_reads_every_bracket(mongo_server, events, 
     assert cursors == {"date": T0 + timedelta(minutes=99), "number": Decimal128("30.25"), "string": "2024-06-01",
                        "timestamp": Timestamp(1_700_000_000, 1)}
     third, _ = ingest(mongo_server.uri, tmp_path)
-    assert third["documents_read"] == 5  # each bracket's boundary (date, number, string, timestamp) and the boolean
+    assert third["documents_read"] == 6  # each bracket's boundary (date, number, string, timestamp), the boolean, the array
 
 
 def test_a_cursor_stored_as_one_value_keeps_its_bracket(mongo_server, events, tmp_path):
