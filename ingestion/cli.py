@@ -114,13 +114,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ingestion.config import DestinationConfig, RunConfig
+    from ingestion.config import DestinationConfig, RunConfig, mongodb_uri
     from ingestion.ops.run import run
 
-    if not args.uri:
-        raise ConfigError("no MongoDB URI: pass --uri or set ATLAS_URI")
     config = RunConfig(
-        uri=args.uri,
+        uri=mongodb_uri(args.uri),
         database=args.database,
         collections=None if args.collections is None else [c.strip() for c in args.collections.split(",") if c.strip()],
         destination=DestinationConfig(

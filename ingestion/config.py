@@ -121,6 +121,17 @@ class CollectionConfig:
         return self
 
 
+def mongodb_uri(given: str | None) -> str:
+    """The MongoDB URI: `--uri` (or `$ATLAS_URI`, its default), else dlt's secret
+    `sources.atlas.connection_url` (`.dlt/secrets.toml`, or `SOURCES__ATLAS__CONNECTION_URL`),
+    the one the dlt source reads."""
+    uri = given or dlt.secrets.get("sources.atlas.connection_url")
+    if not uri:
+        raise ConfigError("no MongoDB URI: pass --uri, set ATLAS_URI, or set connection_url under [sources.atlas] "
+                          "in .dlt/secrets.toml")
+    return str(uri)
+
+
 def parse_json_object(text: str | Mapping[str, Any] | None, what: str) -> dict[str, Any] | None:
     """A filter or projection given as JSON text (CLI, toml string) or as a toml table."""
     if text is None or text == "":

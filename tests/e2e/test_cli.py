@@ -50,6 +50,29 @@ def test_invalid_uri_and_missing_uri():
     assert_one_line_error(r, 2, "no MongoDB URI")
 
 
+def test_the_uri_is_read_where_the_readme_says(mongo_server, tmp_path):
+    """--uri, then $ATLAS_URI, then `connection_url` in .dlt/secrets.toml (or its environment
+    variable), as the dlt source reads it."""
+    import json
+
+    from pymongo import MongoClient
+
+    with MongoClient(mongo_server.uri) as client:
+        client["uri_places"]["things"].insert_one({"_id": 1})
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text(f'[sources.atlas]\nconnection_url = "{mongo_server.uri}"\n')
+    args = ("run", "--database", "uri_places", "--warehouse", str(tmp_path / "w.duckdb"), "--pipelines-dir",
+            str(tmp_path / "p"), "--json")
+    from_file = run_cli(*args, cwd=tmp_path, env={"ATLAS_URI": ""})
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["tables"][0]["rows_loaded"] == 1
+    from_env = run_cli(*args, env={"ATLAS_URI": "", "SOURCES__ATLAS__CONNECTION_URL": mongo_server.uri})
+    assert from_env.returncode == 0, from_env.stderr
+    # --uri wins over the file
+    wrong = run_cli(*args, "--uri", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500", cwd=tmp_path, env={"ATLAS_URI": ""})
+    assert wrong.returncode != 0
+
+
 def test_unknown_flag_is_one_line():
     assert_one_line_error(run_cli("run", "--bogus"), 2)
 
