@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -147,6 +148,27 @@ def parse_json_object(text: str | Mapping[str, Any] | None, what: str) -> dict[s
     return value
 
 
+MAX_LOOKBACK_SECONDS = 366 * 24 * 3600  # a year; beyond it a lookback re-reads about everything anyway
+
+
+def _whole_number(value: Any, what: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ConfigError(f"{what} must be a whole number (got {value!r})")
+
+
+def _seconds(value: Any, what: str) -> float:
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_LOOKBACK_SECONDS:
+        raise ConfigError(f"{what} must be a number of seconds from 0 to {MAX_LOOKBACK_SECONDS:,} (got {value!r})")
+    return seconds
+
+
 def _flag(value: Any, what: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -174,12 +196,12 @@ def collection_config(name: str, overrides: Mapping[str, Any] | None = None) -> 
         filter=parse_json_object(merged.get("filter"), f"filter of '{name}'") or {},
         projection=parse_json_object(merged.get("projection"), f"projection of '{name}'"),
         write_disposition=merged.get("write_disposition"),
-        workers=int(merged.get("workers", config.workers)),
-        lookback_seconds=float(merged.get("lookback_seconds", config.lookback_seconds)),
+        workers=_whole_number(merged.get("workers", config.workers), f"workers of '{name}'"),
+        lookback_seconds=_seconds(merged.get("lookback_seconds", config.lookback_seconds), f"lookback_seconds of '{name}'"),
         deletes=merged.get("deletes", config.deletes),
         detect_deletes=_flag(merged.get("detect_deletes", config.detect_deletes), f"detect_deletes of '{name}'"),
         on_token_lost=merged.get("on_token_lost", config.on_token_lost),
-        checkpoint_docs=int(merged.get("checkpoint_docs", config.checkpoint_docs)),
+        checkpoint_docs=_whole_number(merged.get("checkpoint_docs", config.checkpoint_docs), f"checkpoint_docs of '{name}'"),
     )
     return config.validate()
 

@@ -109,3 +109,27 @@ def test_local_server_start_is_idempotent_and_stop_cleans_up(tmp_path):
     assert stop.returncode == 0 and "stopped" in stop.stdout
     after = run_cli(*base, "status")
     assert after.returncode == 1 and "not running" in after.stdout
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("workers", '"four"', "workers of 'things' must be a whole number"),
+    ("workers", "2.7", "workers of 'things' must be a whole number"),
+    ("checkpoint_docs", '"many"', "checkpoint_docs of 'things' must be a whole number"),
+    ("lookback_seconds", '"abc"', "lookback_seconds of 'things' must be a number of seconds"),
+    ("lookback_seconds", "nan", "lookback_seconds of 'things' must be a number of seconds"),
+    ("lookback_seconds", "1e12", "lookback_seconds of 'things' must be a number of seconds"),
+])
+def test_mistyped_collection_settings_are_one_line_errors(tmp_path, setting, value, message):
+    """Settings from .dlt/config.toml are checked before anything connects: one line, exit 2."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(f"[sources.atlas.collections.things]\n{setting} = {value}\n")
+    r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--database", "d", "--collections", "things",
+                "--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
+    assert_one_line_error(r, 2, message)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e12"])
+def test_a_lookback_flag_that_is_not_a_usable_duration_is_refused(value, tmp_path):
+    r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--database", "d", "--collections", "things", "--mode",
+                "incremental", "--cursor-field", "u", "--lookback-seconds", value, "--pipelines-dir", str(tmp_path / "p"))
+    assert_one_line_error(r, 2, "lookback_seconds of 'things' must be a number of seconds")
