@@ -102,6 +102,15 @@ class CollectionConfig:
             raise ConfigError(f"{where}: unknown deletes '{self.deletes}': choose one of {', '.join(DELETES)}")
         if self.on_token_lost not in ON_TOKEN_LOST:
             raise ConfigError(f"{where}: unknown on_token_lost '{self.on_token_lost}': choose one of {', '.join(ON_TOKEN_LOST)}")
+        javascript = _server_javascript(self.filter)
+        if javascript:
+            raise ConfigError(f"{where}: the filter uses {javascript}, which runs JavaScript on the server (disabled on "
+                              "many clusters, and slow): express it with query operators")
+        kept = {key for key, value in (self.projection or {}).items() if key != "_id" and value not in (0, False)}
+        dropped = {key for key, value in (self.projection or {}).items() if key != "_id" and value in (0, False)}
+        if kept and dropped:
+            raise ConfigError(f"{where}: the projection both keeps ({', '.join(sorted(kept))}) and drops "
+                              f"({', '.join(sorted(dropped))}) fields: MongoDB takes one or the other")
         if self.projection and any(key == "_id" and value in (0, False) for key, value in self.projection.items()):
             raise ConfigError(f"{where}: the projection drops _id, which every row is keyed on: remove \"_id\": 0 from it")
         if self.detect_deletes and self.mode != "incremental":
@@ -146,6 +155,23 @@ def parse_json_object(text: str | Mapping[str, Any] | None, what: str) -> dict[s
     if not isinstance(value, dict):
         raise ConfigError(f"{what} must be a JSON object")
     return value
+
+
+def _server_javascript(query: Any) -> str | None:
+    """The first operator in a query that runs JavaScript on the server, if any."""
+    if isinstance(query, dict):
+        for key, value in query.items():
+            if key in ("$where", "$function", "$accumulator"):
+                return key
+            found = _server_javascript(value)
+            if found:
+                return found
+    elif isinstance(query, list):
+        for value in query:
+            found = _server_javascript(value)
+            if found:
+                return found
+    return None
 
 
 MAX_LOOKBACK_SECONDS = 366 * 24 * 3600  # a year; beyond it a lookback re-reads about everything anyway
@@ -295,6 +321,9 @@ class RunConfig:
             raise ConfigError("--collections names no collection: pass a,b or leave it out to load every collection")
         for name in [self.database, self.destination.dataset, *(self.collections or [])]:
             validate_name(name)
+        if "." in self.database or len(self.database.encode()) > 63:
+            # MongoDB's own rule for database names (a dot would address a collection)
+            raise ConfigError(f"invalid database name '{self.database}': no '.', at most 63 bytes")
         if self.batch_docs < 1:
             raise ConfigError("--batch-docs must be at least 1")
         if self.flush_interval_s <= 0:

@@ -133,3 +133,16 @@ def test_a_lookback_flag_that_is_not_a_usable_duration_is_refused(value, tmp_pat
     r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--database", "d", "--collections", "things", "--mode",
                 "incremental", "--cursor-field", "u", "--lookback-seconds", value, "--pipelines-dir", str(tmp_path / "p"))
     assert_one_line_error(r, 2, "lookback_seconds of 'things' must be a number of seconds")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--database", "d.b"), "invalid database name 'd.b'"),
+    (("--database", "d", "--filter", '{"$where": "this.a > 1"}'), "the filter uses $where"),
+    (("--database", "d", "--filter", '{"a": {"$expr": {"$function": {"body": "x", "args": [], "lang": "js"}}}}'),
+     "the filter uses $function"),
+    (("--database", "d", "--projection", '{"a": 1, "b": 0}'), "the projection both keeps (a) and drops (b)"),
+])
+def test_names_filters_and_projections_mongodb_would_refuse_are_one_line_errors(extra, message, tmp_path):
+    r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--collections", "things", *extra,
+                "--pipelines-dir", str(tmp_path / "p"))
+    assert_one_line_error(r, 2, message)
