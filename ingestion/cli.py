@@ -296,6 +296,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("atlas-ingest: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        unreadable = _unreadable_toml(exc)
+        if unreadable is None:
+            raise
+        print(_error_line(args, unreadable, ConfigError.exit_code), file=sys.stderr)
+        return ConfigError.exit_code
+
+
+def _unreadable_toml(exc: Exception) -> str | None:
+    """The one-line error for a .dlt/config.toml or secrets.toml that is not valid TOML (dlt raises
+    it from wherever the file is first read), else None."""
+    from dlt.common.configuration.providers.toml import TomlProviderReadException
+
+    if not isinstance(exc, TomlProviderReadException):
+        return None
+    detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+    return f"cannot read .dlt/{exc.file_name}: {redact_uri(detail)}; fix the TOML syntax there"
 
 
 if __name__ == "__main__":

@@ -146,3 +146,13 @@ def test_names_filters_and_projections_mongodb_would_refuse_are_one_line_errors(
     r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--collections", "things", *extra,
                 "--pipelines-dir", str(tmp_path / "p"))
     assert_one_line_error(r, 2, message)
+
+
+@pytest.mark.parametrize("file_name", ["config.toml", "secrets.toml"])
+def test_a_malformed_dlt_file_is_a_one_line_error(file_name, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / file_name).write_text("[sources.atlas\nconnection_url = 'mongodb://u:secret@h/'\n")
+    r = run_cli("run", "--database", "d", "--collections", "things", "--pipelines-dir", str(tmp_path / "p"),
+                cwd=tmp_path, env={"ATLAS_URI": ""})
+    assert_one_line_error(r, 2, f"cannot read .dlt/{file_name}", "fix the TOML syntax")
+    assert "u:secret" not in r.stderr
