@@ -37,12 +37,20 @@ class NameCollision(ConfigError):
     """Two source names map to one warehouse name, or a name does not fit the warehouse."""
 
 
-class NameTooLong(NameCollision):
+class UnusableName(NameCollision):
+    """A field name no column can have: its documents are quarantined with this reason."""
+
+
+class NameTooLong(UnusableName):
     """A name over the warehouse's identifier limit."""
 
 
 def checked_column_name(field: str) -> str:
-    """`column_name(field)`, or NameCollision when the column name is longer than the warehouse allows."""
+    """`column_name(field)`, or UnusableName when no column can be named after it (empty, or
+    longer than the warehouse allows)."""
+    if field == "":
+        raise UnusableName("the document has a top-level field with an empty name, which no column can have: "
+                           "keep it inside a parent object (nested keys stay in the JSON)")
     return check_length(column_name(field), f"field '{field if len(field) <= 60 else field[:57] + '...'}'")
 
 

@@ -182,6 +182,8 @@ def split_path(path: str) -> list[str]:
 
 def _paths(children: dict[str, FieldNode], prefix: str, of: int, steps: tuple[str, ...] = ()) -> Iterator[FieldProfile]:
     for key, node in children.items():
+        if key == "":  # no path names it: left out of the profile (a top-level one is quarantined,
+            continue   # a nested one stays in its parent's JSON)
         step = escape_key(key)
         path = f"{prefix}.{step}" if prefix else step
         here = (*steps, key)

@@ -35,7 +35,7 @@ from ingestion.mongo.bson_types import (
     kind_of,
     non_finite_text,
 )
-from ingestion.naming import NameCollision, NameTooLong, check_length, checked_column_name
+from ingestion.naming import NameCollision, UnusableName, check_length, checked_column_name
 from ingestion.schema.discovery import CollectionSchema, planned_kind
 
 EXTRACTED_AT = "_atlas_extracted_at"
@@ -189,7 +189,7 @@ def plan_columns(registry: ColumnRegistry, schema: CollectionSchema) -> None:
     for profile in schema.top_level():
         try:
             name = registry.column_name(profile.field)
-        except NameTooLong:  # its documents are quarantined with the limit when they are read
+        except UnusableName:  # its documents are quarantined with the reason when they are read
             continue
         kind = planned_kind(profile.types)
         if kind is not None and name != "_id":
@@ -294,8 +294,9 @@ def convert_documents(
             values[i] = value
 
     known = set(registry.kinds)
-    ids = by_field.pop("_id", None) or [None] * n
-    id_texts = [None if v is None else id_to_text(v) for v in ids]
+    by_field.pop("_id", None)
+    # `_id: null` is a valid `_id` (its text is `null`); a document without one is not
+    id_texts = [id_to_text(doc["_id"]) if "_id" in doc else None for doc in docs]
     for i, text in enumerate(id_texts):
         if text is None:
             failed[i] = "document has no _id"
@@ -309,7 +310,7 @@ def convert_documents(
     for key, values in by_field.items():
         try:
             name = registry.column_name(key)
-        except NameTooLong as exc:
+        except UnusableName as exc:
             _fail_where_present(values, failed, str(exc))
             continue
         if room is not None and name not in registry.kinds:

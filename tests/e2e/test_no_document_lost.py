@@ -129,3 +129,23 @@ def test_ids_whose_texts_looked_alike_stay_separate_documents_in_every_mode(mong
             assert len({i for i, _ in loaded}) == 6 and sorted(n for _, n in loaded) == list(range(10, 16)), (mode, loaded)
             reconciliation = json.loads(second.stdout)["tables"][0]["reconciliation"]
             assert (reconciliation["status"], reconciliation["sample_mismatches"]) == ("match", 0), (mode, reconciliation)
+
+
+def test_a_null_id_loads_and_an_empty_field_name_is_quarantined_with_its_reason(mongo_server, tmp_path):
+    """`_id: null` is a valid document (its text is `null`, apart from the string "null"); a
+    top-level field named "" cannot be a column, and the quarantine says so."""
+    import json
+
+    with MongoClient(mongo_server.uri) as client:
+        client.drop_database("oddkeys")
+        client["oddkeys"]["things"].insert_many([{"_id": None, "v": 1}, {"_id": "null", "v": 2}, {"_id": 3, "": 5, "v": 3},
+                                                 {"_id": 4, "nested": {"": 1}, "v": 4}])
+    r = run(mongo_server.uri, "oddkeys", tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    warehouse = tmp_path / "w.duckdb"
+    assert sorted(rows(warehouse, "select _id, v from raw_atlas.things")) == [
+        ('"null"', 2), ("null", 1), ('{"$numberInt": "4"}', 4)]
+    [(document_id, reason)] = rows(warehouse, "select document_id, reason from raw_atlas._atlas_quarantine")
+    assert document_id == '{"$numberInt": "3"}' and "empty name" in reason
+    reconciliation = json.loads(r.stdout)["tables"][0]["reconciliation"]
+    assert reconciliation["status"] == "match" and reconciliation["sample_mismatches"] == 0
