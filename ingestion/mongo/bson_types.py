@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
-from bson import Binary, Code, DatetimeMS, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp, json_util
+from bson import Binary, Code, DBRef, DatetimeMS, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp, json_util
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, DatetimeConversion
 
@@ -106,6 +106,9 @@ def to_text(value: Any) -> str:
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Decimal128):
         return str(value.to_decimal())  # exact digits, never through float
+    if isinstance(value, Code) and value.scope is not None:
+        # code with scope: both, as canonical extended JSON (the code alone would lose the scope)
+        return json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS)
     return str(value)
 
 
@@ -139,6 +142,8 @@ def _json_default(value: Any) -> Any:
         return to_text(value)
     if isinstance(value, DatetimeMS):
         return {"$date": int(value)}
+    if isinstance(value, DBRef):  # a {"$ref", "$id"[, "$db"]} subdocument, as MongoDB stores it
+        return dict(value.as_doc())
     if isinstance(value, Regex):
         return {"$regex": value.pattern, "$options": regex_options(value.flags)}
     if isinstance(value, Timestamp):
@@ -203,6 +208,7 @@ _BSON_TYPE_NAMES: dict[type, str] = {
     uuid.UUID: "binData", ObjectId: "objectId", bool: "bool", datetime: "date", DatetimeMS: "date",
     type(None): "null", Regex: "regex", re.Pattern: "regex", Code: "javascript", Int64: "long",
     Timestamp: "timestamp", Decimal128: "decimal", MinKey: "minKey", MaxKey: "maxKey",
+    DBRef: "object",  # pymongo decodes a {"$ref", "$id"} subdocument as a DBRef
 }
 _INT32 = range(-(2**31), 2**31)
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Code, DBRef, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
 
@@ -51,6 +51,9 @@ def loaded(mongo_server, tmp_path_factory):
             {"_id": "double", "f": 0.1},
             {"_id": "bool", "flag": True},
             {"_id": "code", "c": Code("function () { return 1; }")},
+            {"_id": "code_scope", "c": Code("function () { return x; }", {"x": 1})},
+            {"_id": "dbref", "ref": DBRef("other", OID, "otherdb")},
+            {"_id": "nested_refs", "o": {"ref": DBRef("other", 5)}},
             {"_id": "nested", "o": {"oid": OID, "dec": Decimal128("10.50"), "when": WHEN, "nan": float("nan"),
                                     "big": Int64(2**62 + 3), "arr": [1, "two", {"three": 3}], "empty": {}, "none": []}},
             {"_id": 42, "v": "int id"},
@@ -59,7 +62,8 @@ def loaded(mongo_server, tmp_path_factory):
     r = run_cli("run", "--uri", mongo_server.uri, "--database", "fidelity", "--collections", "types",
                 "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"), "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["tables"][0]["rows_loaded"] == 23
+    summary = json.loads(r.stdout)["tables"][0]
+    assert (summary["rows_loaded"], summary["quarantined"]) == (26, 0)
     con = duckdb.connect(str(work / "w.duckdb"), read_only=True)
     types = dict(con.sql("select column_name, data_type from information_schema.columns "
                          "where table_schema='raw_atlas' and table_name='types'").fetchall())
@@ -128,6 +132,15 @@ def test_nan_and_infinity_stay_doubles(loaded):
 def test_bool_and_code(loaded):
     assert loaded("bool", "flag") == ("BOOLEAN", True)
     assert loaded("code", "c") == ("VARCHAR", "function () { return 1; }")
+
+
+def test_code_with_scope_keeps_its_scope_and_dbrefs_are_their_subdocument(loaded):
+    kind, text = loaded("code_scope", "c")
+    assert kind == "VARCHAR" and json.loads(text) == {"$code": "function () { return x; }", "$scope": {"x": {"$numberInt": "1"}}}
+    kind, text = loaded("dbref", "ref")
+    assert kind == "JSON" and json.loads(text) == {"$ref": "other", "$id": str(OID), "$db": "otherdb"}
+    kind, text = loaded("nested_refs", "o")
+    assert json.loads(text) == {"ref": {"$ref": "other", "$id": 5}}
 
 
 def test_nested_values_are_json_with_the_same_rules(loaded):
