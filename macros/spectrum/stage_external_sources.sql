@@ -44,8 +44,16 @@
     source is staged for the last `landing_recent_days` load dates (default 7), so that whatever
     schedules `dbt build` (the workflow, cron, Dagster) sees the partitions ingestion landed since
     without a separate step; missing tables are created, existing ones only gain partitions
-    (ADD IF NOT EXISTS). After a longer gap, run stage_external_sources (30 days by default). -#}
+    (ADD IF NOT EXISTS). After a longer gap, run stage_external_sources (30 days by default).
+    Redshift only: DuckDB's views see new folders by themselves (and a view over a folder with no
+    file yet would fail). -#}
 {% macro stage_recent_external_sources() %}
+    {{- return(adapter.dispatch('stage_recent_external_sources', 'atlas_analytics')()) -}}
+{% endmacro %}
+
+{% macro default__stage_recent_external_sources() %}{{ return('') }}{% endmacro %}
+
+{% macro redshift__stage_recent_external_sources() %}
     {%- if execute and var('atlas_source', 'loaded') == 'spectrum' -%}
         {%- set days = var('landing_recent_days', 7) | int -%}
         {%- set today = modules.datetime.datetime.utcnow().date() -%}
