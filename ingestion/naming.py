@@ -51,7 +51,12 @@ def checked_column_name(field: str) -> str:
     if field == "":
         raise UnusableName("the document has a top-level field with an empty name, which no column can have: "
                            "keep it inside a parent object (nested keys stay in the JSON)")
-    return check_length(column_name(field), f"field '{field if len(field) <= 60 else field[:57] + '...'}'")
+    return check_length(column_name(field), f"field '{short_name(field)}'")
+
+
+def short_name(name: str) -> str:
+    """A source name cut to 60 characters for a message."""
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 def check_length(name: str, source: str) -> str:

@@ -35,7 +35,7 @@ from ingestion.mongo.bson_types import (
     kind_of,
     non_finite_text,
 )
-from ingestion.naming import NameCollision, UnusableName, check_length, checked_column_name
+from ingestion.naming import NameCollision, UnusableName, check_length, checked_column_name, short_name
 from ingestion.schema.discovery import CollectionSchema, planned_kind
 
 EXTRACTED_AT = "_atlas_extracted_at"
@@ -316,7 +316,7 @@ def convert_documents(
         if room is not None and name not in registry.kinds:
             if room <= 0:
                 assert limits is not None and limits.max_columns
-                _fail_where_present(values, failed, f"field '{_short(key)}' would add a column over the "
+                _fail_where_present(values, failed, f"field '{short_name(key)}' would add a column over the "
                                     f"{limits.max_columns:,}-column limit of {limits.destination} tables")
                 continue
             room -= 1
@@ -342,10 +342,6 @@ def convert_documents(
     )
 
 
-def _short(name: str) -> str:
-    return name if len(name) <= 60 else name[:57] + "..."
-
-
 def _fail_where_present(values: list[Any], failed: dict[int, str], reason: str) -> None:
     for i, value in enumerate(values):
         if value is not None:
@@ -361,15 +357,19 @@ def _fail_long_strings(columns: dict[str, list[Any]], registry: ColumnRegistry, 
         kind = registry.kinds[name]
         if kind not in (TEXT, JSON):
             continue
+        # a text of n characters holds at most 4n bytes; a JSON text holds its strings: most
+        # columns are cleared here, without looking at a value twice
+        widest = max((len(v) for v in values if v is not None), default=0)
+        if widest * (4 if kind == TEXT else 1) <= limit:
+            continue
         for i, value in enumerate(values):
-            # a text of n characters holds at most 4n bytes; a JSON text holds its strings
             if value is None or len(value) * (4 if kind == TEXT else 1) <= limit or i in failed:
                 continue
             longest = len(value.encode("utf-8")) if kind == TEXT else _longest_string_bytes(orjson.loads(value))
             if longest > limit:
                 where = "" if kind == TEXT else " inside the nested value"
                 source = registry.fields.get(name.split("__v_")[0], name)
-                failed[i] = (f"field '{_short(source)}': a string of {longest:,} bytes{where}, over "
+                failed[i] = (f"field '{short_name(source)}': a string of {longest:,} bytes{where}, over "
                              f"the {limit:,}-byte limit of {limits.destination} strings (binary counts as its base64 text)")
 
 

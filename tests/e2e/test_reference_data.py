@@ -94,3 +94,43 @@ def test_sample_analytics_accounts_exact(mongo_client, tmp_path):
     per_account = {r["_id"]: r["n"] for r in mongo_client["sample_analytics"]["accounts"].aggregate(
         [{"$project": {"n": {"$size": "$products"}}}])}
     assert {k: len(json.loads(v[2])) for k, v in rows.items()} == {str(k): n for k, n in per_account.items()}
+
+
+def test_sample_documents_fit_redshift_limits_unchanged(mongo_client):
+    """The limits quarantine only what Redshift would refuse: MongoDB's sample documents convert
+    to the same columns and values with REDSHIFT_LIMITS as without."""
+    from ingestion.source.batches import REDSHIFT_LIMITS, ColumnRegistry, convert_documents
+
+    for database, collection in (("sample_supplies", "sales"), ("sample_analytics", "accounts")):
+        docs = import_sample(mongo_client, database, collection)
+        plain = convert_documents(docs, ColumnRegistry())
+        limited = convert_documents(docs, ColumnRegistry(), limits=REDSHIFT_LIMITS)
+        assert limited.quarantined == [] and limited.columns == plain.columns, collection
+
+
+def test_sample_sales_incremental_by_a_camel_case_date_with_delete_detection(mongo_server, mongo_client, tmp_path):
+    """sample_supplies.sales, incremental on `saleDate`: a run after updates and deletes reads the
+    changed documents, removes the deleted ones' rows and reconciles by the camelCase field."""
+    from datetime import datetime, timezone
+
+    from tests.conftest import run_cli
+
+    source = import_sample(mongo_client, "sample_supplies", "sales")
+    sales = mongo_client["sample_supplies"]["sales"]
+    args = ("run", "--uri", mongo_server.uri, "--database", "sample_supplies", "--collections", "sales", "--mode",
+            "incremental", "--cursor-field", "saleDate", "--detect-deletes", "--warehouse", str(tmp_path / "w.duckdb"),
+            "--pipelines-dir", str(tmp_path / "p"), "--json")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["tables"][0]["rows_loaded"] == 5000
+    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    sales.update_many({"_id": {"$in": [d["_id"] for d in source[:3]]}}, {"$set": {"saleDate": later, "couponUsed": True}})
+    sales.delete_many({"_id": {"$in": [d["_id"] for d in source[3:7]]}})
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr
+    table = json.loads(second.stdout)["tables"][0]
+    assert (table["documents_read"], table["deletes"]) == (4, 4)  # the 3 changed and the one at the stored cursor
+    assert table["reconciliation"]["status"] == "match" and table["reconciliation"]["sample_mismatches"] == 0
+    warehouse = tmp_path / "w.duckdb"
+    assert query(warehouse, "select count(*) from raw_atlas.sales") == [(4996,)]
+    assert query(warehouse, "select count(*) from raw_atlas.sales where coupon_used and sale_date >= '2030-01-01'") == [(3,)]
