@@ -6,14 +6,16 @@ import argparse
 import json
 import os
 import sys
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Iterator, NoReturn, Sequence
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
 
 from ingestion import progress  # noqa: E402
 from ingestion.errors import ConfigError, IngestError, PartialFailure  # noqa: E402
-from ingestion.redact import redact_uri  # noqa: E402
+from ingestion.redact import RedactingStream, redact, remember_dlt_secrets, remember_known_secrets, remember_uri  # noqa: E402
 
 if TYPE_CHECKING:
     from ingestion.ops.summary import RunSummary
@@ -117,8 +119,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ingestion.config import DestinationConfig, RunConfig, mongodb_uri
     from ingestion.ops.run import run
 
+    remember_dlt_secrets()
+    uri = mongodb_uri(args.uri)
+    remember_uri(uri)
     config = RunConfig(
-        uri=mongodb_uri(args.uri),
+        uri=uri,
         database=args.database,
         collections=None if args.collections is None else [c.strip() for c in args.collections.split(",") if c.strip()],
         destination=DestinationConfig(
@@ -199,6 +204,7 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
 def _cmd_churn(args: argparse.Namespace) -> int:
     from ingestion.ml.churn import ChurnConfig, drop, redshift_state, train
 
+    remember_dlt_secrets()
     config = ChurnConfig(
         model_name=args.model_name, feature_set=args.feature_set, cutoff=args.cutoff, target=args.target,
         replace=args.replace, warehouse=args.warehouse,
@@ -280,6 +286,27 @@ def _error_line(args: argparse.Namespace, message: str, exit_code: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    remember_known_secrets(extra=arguments)  # before parsing: argparse echoes arguments in its errors
+    with _redacted_output():
+        return _main(arguments)
+
+
+@contextmanager
+def _redacted_output() -> Iterator[None]:
+    """stdout and stderr redacted while a command runs: usage errors, summaries, logs, progress and
+    tracebacks."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(streams[0]), RedactingStream(streams[1])
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         _configure_logging(args)
@@ -291,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scaffold(args)
         return _cmd_local(args)
     except IngestError as exc:
-        print(_error_line(args, redact_uri(str(exc)), exc.exit_code), file=sys.stderr)
+        print(_error_line(args, redact(str(exc)), exc.exit_code), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("atlas-ingest: interrupted", file=sys.stderr)
@@ -299,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         unreadable = _unreadable_toml(exc)
         if unreadable is None:
-            raise
+            traceback.print_exc(file=sys.stderr)  # through the redacting stream
+            return 1
         print(_error_line(args, unreadable, ConfigError.exit_code), file=sys.stderr)
         return ConfigError.exit_code
 
@@ -312,7 +340,7 @@ def _unreadable_toml(exc: Exception) -> str | None:
     if not isinstance(exc, TomlProviderReadException):
         return None
     detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-    return f"cannot read .dlt/{exc.file_name}: {redact_uri(detail)}; fix the TOML syntax there"
+    return f"cannot read .dlt/{exc.file_name}: {redact(detail)}; fix the TOML syntax there"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import logging
 import os
 from datetime import datetime, timezone
 
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 LOG_FORMATS = ("text", "json")
 
@@ -19,10 +19,10 @@ _DLT_LOAD_MODULE = os.path.join("dlt", "load", "load.py")
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_uri(record.getMessage())
+        record.msg = redact(record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:  # formatted here so that the traceback is redacted too
-            record.exc_text = redact_uri(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

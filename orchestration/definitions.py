@@ -124,8 +124,11 @@ class AtlasIngestion(dg.ConfigurableResource):
         from ingestion.config import DestinationConfig, RunConfig
         from ingestion.errors import IngestError
         from ingestion.ops.run import run
-        from ingestion.redact import redact_uri
+        from ingestion.redact import redact, remember_dlt_secrets, remember_known_secrets, remember_uri
 
+        remember_known_secrets()  # for the run history and dlt's log records, as the CLI does
+        remember_dlt_secrets()
+        remember_uri(self.uri)
         config = RunConfig(
             uri=self.uri,
             database=self.database,
@@ -140,7 +143,7 @@ class AtlasIngestion(dg.ConfigurableResource):
         except IngestError as exc:
             # Same message and exit code as `atlas-ingest run`, URI redacted; downstream dbt assets are skipped.
             raise dg.Failure(
-                description=f"atlas-ingest: error: {redact_uri(str(exc))}", metadata={"exit_code": exc.exit_code},
+                description=f"atlas-ingest: error: {redact(str(exc))}", metadata={"exit_code": exc.exit_code},
             ) from None
 
 

@@ -16,7 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from ingestion.config import DestinationConfig
 from ingestion.errors import DestinationError, IngestError
 from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, exception_chain, is_out_of_memory
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 _UNREACHABLE = re.compile(r"connection refused|could not connect|timeout expired|timed out|could not translate host name|"
                           r"name or service not known|no route to host|network is unreachable", re.IGNORECASE)
@@ -58,7 +58,7 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
     name = destination.name
     cause, step = (exc.exception, exc.step) if isinstance(exc, PipelineStepFailed) else (exc, "connect")
     chain = exception_chain(cause)
-    detail = " ".join(redact_uri(str(cause)).split())
+    detail = " ".join(redact(str(cause)).split())
     if name == "redshift" and _is_unreachable(chain, detail):
         host = os.environ.get("REDSHIFT_HOST", "the configured host")
         port = os.environ.get("REDSHIFT_PORT", "5439")

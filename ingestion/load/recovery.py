@@ -10,7 +10,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from ingestion.config import DestinationConfig
 from ingestion.errors import IngestError
 from ingestion.load.failures import step_error
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 log = logging.getLogger("atlas_ingest")
 
@@ -28,7 +28,7 @@ def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
     except PipelineStepFailed as exc:
         log.warning(
             "a previous run left a load that cannot complete (%s): discarding it; this run reads again from "
-            "the last loaded state", redact_uri(str(exc.exception)).splitlines()[0][:200],
+            "the last loaded state", redact(str(exc.exception)).splitlines()[0][:200],
         )
         pipeline.abort_packages()
         if is_sql:

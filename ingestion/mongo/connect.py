@@ -7,7 +7,7 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
 from ingestion.errors import ConfigError, SourceError
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 
 def connect(uri: str, timeout_ms: int = 5_000) -> MongoClient:
@@ -17,18 +17,18 @@ def connect(uri: str, timeout_ms: int = 5_000) -> MongoClient:
     try:
         client: MongoClient = MongoClient(uri, appname="atlas-ingest", **options)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise ConfigError(f"invalid MongoDB URI {redact_uri(uri)}: {redact_uri(str(exc))}") from None
+        raise ConfigError(f"invalid MongoDB URI {redact(uri)}: {redact(str(exc))}") from None
     try:
         client.admin.command("ping")
     except OperationFailure as exc:
         client.close()
         if exc.code == 18:
-            raise SourceError(f"authentication failed for {redact_uri(uri)}: check the user and password") from None
-        raise SourceError(f"MongoDB at {redact_uri(uri)} refused ping: {exc.details and exc.details.get('errmsg')}") from None
+            raise SourceError(f"authentication failed for {redact(uri)}: check the user and password") from None
+        raise SourceError(f"MongoDB at {redact(uri)} refused ping: {exc.details and exc.details.get('errmsg')}") from None
     except PyMongoError:
         client.close()
         raise SourceError(
-            f"cannot reach MongoDB at {redact_uri(uri)}: check the URI and that the server is running and reachable"
+            f"cannot reach MongoDB at {redact(uri)}: check the URI and that the server is running and reachable"
         ) from None
     return client
 
@@ -38,7 +38,7 @@ def collection_names(db: Database) -> list[str]:
     try:
         infos = list(db.list_collections())
     except PyMongoError as exc:
-        raise SourceError(f"cannot list collections of '{db.name}': {redact_uri(str(exc))}") from None
+        raise SourceError(f"cannot list collections of '{db.name}': {redact(str(exc))}") from None
     return sorted(
         info["name"] for info in infos
         if info.get("type", "collection") == "collection" and not info["name"].startswith("system.")

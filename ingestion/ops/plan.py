@@ -18,7 +18,7 @@ from ingestion.errors import ConfigError, SourceError
 from ingestion.load.destinations import ResolvedDestination, resolve
 from ingestion.mongo.connect import collection_names
 from ingestion.naming import check_table_names, table_name
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 
 @dataclass
@@ -81,7 +81,7 @@ def check_collections_exist(client: MongoClient, plan: Plan, followed: set[str])
     try:
         existing = set(client[database].list_collection_names())  # views too: a named view can be read
     except PyMongoError as exc:
-        raise SourceError(f"cannot list collections of '{database}': {redact_uri(str(exc))}") from None
+        raise SourceError(f"cannot list collections of '{database}': {redact(str(exc))}") from None
     missing = [c.name for c in plan.collections
                if c.name not in existing and not (c.mode == "cdc" and table_name(c.name) in followed)]
     if missing:

@@ -14,7 +14,7 @@ from typing import Any
 
 import dlt
 
-from ingestion.redact import redact_uri
+from ingestion.redact import redact
 
 RUNS_TABLE = "_atlas_runs"
 log = logging.getLogger("atlas_ingest")
@@ -72,7 +72,7 @@ class RunRecord:
         row.update(self.values)
         row.update(run_id=run_id, pipeline_name=pipeline_name, source_database=database, collection=self.collection, table_name=self.table_name,
                    mode=self.mode, destination=destination, started_at=self.started_at, ended_at=self.ended_at,
-                   status=self.status, error=redact_uri(self.error)[:2000] if self.error else None)
+                   status=self.status, error=redact(self.error)[:2000] if self.error else None)
         return row
 
 
@@ -129,7 +129,7 @@ def record_runs(
     except Exception as exc:
         # After a failed run its own error is the one line the user needs; the history's is a detail.
         level = logging.WARNING if all(r.status == "succeeded" for r in records) else logging.DEBUG
-        log.log(level, "could not record the run in %s.%s: %s", dataset, RUNS_TABLE, redact_uri(str(exc)).splitlines()[0][:300])
+        log.log(level, "could not record the run in %s.%s: %s", dataset, RUNS_TABLE, redact(str(exc)).splitlines()[0][:300])
         if history.has_pending_data:
             history.abort_packages()
         return False

@@ -92,6 +92,49 @@ def test_password_never_printed():
     assert "***@127.0.0.1" in r.stderr
 
 
+SECRET = "Sekr1t-9"
+
+
+@pytest.mark.parametrize("uri_args, code", [
+    (("--url", f"mongodb://alice:{SECRET}@HOST/"), 2),  # a mistyped flag: argparse echoes it
+    ((f"mongodb://alice:{SECRET}@HOST/",), 2),  # the URI as a positional argument
+    (("--uri", f"mongodb://alice:se/{SECRET}@HOST/"), 2),  # an unescaped / (pymongo refuses the URI)
+    (("--uri", f"mongodb://alice:p@{SECRET}@HOST/"), 2),  # an unescaped @
+    (("--uri", f"mongodb://alice:my {SECRET}@HOST/?serverSelectionTimeoutMS=2000"), 3),  # a space: authentication fails
+    (("--uri", f"mongodb://alice:{SECRET}@HOST/?serverSelectionTimeoutMS=2000"), 3),  # authentication fails
+], ids=["mistyped-flag", "positional", "slash", "at-sign", "space", "auth-failure"])
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_password_appears_nowhere(uri_args, code, log_format, mongo_server, tmp_path):
+    """Not on stdout or stderr, not in the run history, not in dlt's pipeline files, whichever way
+    the URI breaks (the local server refuses every user, as Atlas refuses a wrong password)."""
+    import duckdb
+
+    host = mongo_server.uri.split("://", 1)[1].split("/", 1)[0]
+    args = [a.replace("HOST", host) for a in uri_args]
+    r = run_cli("run", *args, "--database", "secrets_db", "--collections", "c", "--warehouse", str(tmp_path / "w.duckdb"),
+                "--pipelines-dir", str(tmp_path / "p"), "--log-format", log_format, "--log-level", "debug",
+                env={"ATLAS_URI": ""})
+    assert r.returncode == code, r.stderr
+    assert "***" in r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    if code != 2:  # runs that got past the flags are recorded
+        with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+            errors = [e for (e,) in con.sql("select error from raw_atlas._atlas_runs").fetchall()]
+        assert errors and all("***" in e and SECRET not in e for e in errors), errors
+    for path in (tmp_path / "p").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_other_known_secrets_are_masked_in_output(mongo_server):
+    """A Redshift password or AWS key that shows up in any message is masked (here a mistyped
+    flag's value, which argparse echoes)."""
+    r = run_cli("run", "--uri", mongo_server.uri, "--database", "d", "--redshift-password", "rs-Pa55word",
+                env={"REDSHIFT_PASSWORD": "rs-Pa55word"})
+    assert r.returncode == 2, r.stderr
+    assert "rs-Pa55word" not in r.stderr and "***" in r.stderr
+
+
 def test_local_server_start_is_idempotent_and_stop_cleans_up(tmp_path):
     home, port = str(tmp_path / "srv"), str(free_port())
     base = ("local", "--home", home, "--port", port)
