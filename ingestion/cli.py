@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Iterator, NoReturn, Sequence
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # no network calls from dlt
 
 from ingestion import progress  # noqa: E402
-from ingestion.errors import ConfigError, IngestError, PartialFailure  # noqa: E402
+from ingestion.errors import ConfigError, IngestError  # noqa: E402
 from ingestion.redact import RedactingStream, redact, remember_dlt_secrets, remember_known_secrets, remember_uri  # noqa: E402
 
 if TYPE_CHECKING:
     from ingestion.ops.summary import RunSummary
 
-EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable or
-collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed,
+EXIT_CODES = """exit codes: 0 ok, 1 unexpected error, 2 invalid flags or config, 3 MongoDB unreachable (also
+mid-run), refused the credentials or collection missing, 4 destination failed, 5 local server failed, 6 churn model training failed,
 7 another run of the same pipeline is in progress, 8 some collections failed (the others loaded and are recorded)"""
 
 
@@ -148,8 +148,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.enable(sys.stderr)
     try:
         summary = run(config)
-    except PartialFailure as exc:
-        _print_summary(exc.summary, args.json)  # what loaded, then the error line
+    except IngestError as exc:
+        if exc.summary is not None:
+            _print_summary(exc.summary, args.json)  # what loaded, then the error line
         raise
     _print_summary(summary, args.json)
     return 0

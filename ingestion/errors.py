@@ -4,9 +4,11 @@ from __future__ import annotations
 
 
 class IngestError(Exception):
-    """A failure the user can fix; `exit_code` is what the CLI exits with."""
+    """A failure the user can fix; `exit_code` is what the CLI exits with. `summary`, when set, is
+    the RunSummary of what did load (printed before the error line)."""
 
     exit_code = 1
+    summary: object | None = None
 
 
 class ConfigError(IngestError):
@@ -47,3 +49,21 @@ class PartialFailure(IngestError):
     def __init__(self, message: str, summary: object) -> None:
         super().__init__(message)
         self.summary = summary  # the RunSummary of the collections that loaded
+
+
+class UnreconciledLoad(SourceError):
+    """Everything loaded and is recorded, but MongoDB went away before the reconciliation could
+    count the source (exit 3: the next run needs the server too)."""
+
+    def __init__(self, message: str, summary: object) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """`exc` and every exception it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain

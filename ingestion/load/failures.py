@@ -14,8 +14,9 @@ import re
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import DestinationConfig
-from ingestion.errors import DestinationError, IngestError
-from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, exception_chain, is_out_of_memory
+from ingestion.errors import DestinationError, IngestError, exception_chain
+from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, is_out_of_memory
+from ingestion.mongo.connect import source_failure
 from ingestion.redact import redact
 
 _UNREACHABLE = re.compile(r"connection refused|could not connect|timeout expired|timed out|could not translate host name|"
@@ -83,8 +84,12 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
     return DestinationError(f"{step} step failed for destination '{name}': {detail[:500]}")
 
 
-def step_error(exc: PipelineStepFailed, destination: DestinationConfig) -> IngestError:
+def step_error(exc: PipelineStepFailed, destination: DestinationConfig, collection: str | None = None) -> IngestError:
     """The error a failed pipeline step stands for: ours when extraction raised one (a name
-    collision, MongoDB going away), else the destination's failure as `destination_error` names it."""
+    collision), MongoDB's when a pymongo error caused it (the server went away mid-read: exit 3),
+    else the destination's failure as `destination_error` names it."""
     ours = next((e for e in exception_chain(exc.exception) if isinstance(e, IngestError)), None)
-    return ours if ours is not None else destination_error(exc, destination)
+    if ours is not None:
+        return ours
+    doing = f"reading '{collection}'" if collection else f"the {exc.step} step"
+    return source_failure(exc.exception, doing) or destination_error(exc, destination)

@@ -10,6 +10,8 @@ from typing import Any, Callable
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from ingestion.errors import exception_chain
+
 # DuckDB caches the table it writes up to this cap (its default is 80% of RAM), so without a small
 # cap the memory of a full load grows with the collection (docs/benchmarks.md). Large documents
 # need more, and how much varies from run to run (the awkward corpus, with one 15 MB document,
@@ -24,15 +26,6 @@ _MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB
 _MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
                  "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 log = logging.getLogger("atlas_ingest")
-
-
-def exception_chain(exc: BaseException | None) -> list[BaseException]:
-    """`exc` and every exception it was raised from or during, outermost first."""
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

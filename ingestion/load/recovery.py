@@ -6,10 +6,12 @@ import logging
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
+from pymongo.errors import PyMongoError
 
 from ingestion.config import DestinationConfig
-from ingestion.errors import IngestError
+from ingestion.errors import IngestError, SourceError
 from ingestion.load.failures import step_error
+from ingestion.mongo.connect import source_failure
 from ingestion.redact import redact
 
 log = logging.getLogger("atlas_ingest")
@@ -37,10 +39,15 @@ def finish_or_discard_pending(pipeline: dlt.Pipeline, is_sql: bool) -> None:
                     client.drop_dataset()
 
 
-def discard_failed_load(pipeline: dlt.Pipeline, exc: IngestError | PipelineStepFailed, destination: DestinationConfig) -> IngestError:
+def discard_failed_load(pipeline: dlt.Pipeline, exc: IngestError | PipelineStepFailed | PyMongoError,
+                        destination: DestinationConfig, collection: str | None = None) -> IngestError:
     """Abort what a failed load left pending (dlt restores the state it had before it, so no
     cursor, checkpoint or token moves past rows that are not in the warehouse) and return the
-    error the failure stands for."""
+    error the failure stands for (a pymongo error raised outside a pipeline step: MongoDB's)."""
     if pipeline.has_pending_data:
         pipeline.abort_packages()
-    return step_error(exc, destination) if isinstance(exc, PipelineStepFailed) else exc
+    if isinstance(exc, PipelineStepFailed):
+        return step_error(exc, destination, collection)
+    if isinstance(exc, PyMongoError):
+        return source_failure(exc, f"reading '{collection}'" if collection else "reading") or SourceError(str(exc))
+    return exc

@@ -10,6 +10,7 @@ from dlt.common.pipeline import NormalizeInfo
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from ingestion.config import CollectionConfig
 from ingestion.errors import IngestError
@@ -38,8 +39,8 @@ def load_batch(
     for cc in collections:
         try:
             tables.append(_load_collection(client, plan, pipeline, cc, stored, counts[cc.name]))
-        except (IngestError, PipelineStepFailed) as exc:
-            failures.append(CollectionFailure(cc, discard_failed_load(pipeline, exc, plan.config.destination)))
+        except (IngestError, PipelineStepFailed, PyMongoError) as exc:
+            failures.append(CollectionFailure(cc, discard_failed_load(pipeline, exc, plan.config.destination, cc.name)))
     return tables, failures
 
 

@@ -10,6 +10,7 @@ from bson import Timestamp
 from dlt.common.schema import Schema
 from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from ingestion.cdc.sync import CollectionSync, Target, stop_on_signals
 from ingestion.config import CollectionConfig
@@ -38,8 +39,8 @@ def load_cdc(
     syncs: dict[str, CollectionSync] = {}
     failures: list[CollectionFailure] = []
 
-    def failed(cc: CollectionConfig, exc: IngestError | PipelineStepFailed) -> None:
-        error = discard_failed_load(pipeline, exc, config.destination)
+    def failed(cc: CollectionConfig, exc: IngestError | PipelineStepFailed | PyMongoError) -> None:
+        error = discard_failed_load(pipeline, exc, config.destination, cc.name)
         if config.follow:  # a long-running process says so when it happens, not only at its end
             log.error("collection '%s' stopped following: %s", cc.name, error)
         failures.append(CollectionFailure(cc, error))
@@ -52,7 +53,7 @@ def load_cdc(
             try:
                 syncs[cc.name] = _collection_sync(client, plan, cc, stored, cdc_target, counts[cc.name], count_time)
                 syncs[cc.name].sync(run_start, config.resync)
-            except (IngestError, PipelineStepFailed) as exc:
+            except (IngestError, PipelineStepFailed, PyMongoError) as exc:
                 failed(cc, exc)
         if config.follow and syncs:
             stop = stop_on_signals()
@@ -61,13 +62,13 @@ def load_cdc(
                 for sync in list(syncs.values()):
                     try:
                         sync.follow_step(config.flush_interval_s)
-                    except (IngestError, PipelineStepFailed) as exc:
+                    except (IngestError, PipelineStepFailed, PyMongoError) as exc:
                         failed(sync.config, exc)
             for sync in list(syncs.values()):
                 try:
                     if sync.pending:
                         sync.flush()
-                except (IngestError, PipelineStepFailed) as exc:
+                except (IngestError, PipelineStepFailed, PyMongoError) as exc:
                     failed(sync.config, exc)
     finally:
         for sync in syncs.values():

@@ -39,7 +39,7 @@ DELETES_UNSEEN = "deletes unseen"
 
 @dataclass
 class Reconciliation:
-    source_count: int
+    source_count: int | None  # None: the source could not be counted (`failure` says why)
     warehouse_count: int | None = None
     quarantined_missing: int = 0
     changed_during_run: int = 0
@@ -50,10 +50,11 @@ class Reconciliation:
     # whether the mode removes rows of deleted documents (CollectionConfig.sees_deletes)
     sees_deletes: bool = True
     elapsed_s: float = 0.0  # what the comparison cost (the source count scans on some servers)
+    failure: str | None = None  # why the comparison could not be made
 
     @property
     def status(self) -> str:
-        if self.warehouse_count is None or self.sample_mismatches is None:
+        if self.source_count is None or self.warehouse_count is None or self.sample_mismatches is None:
             return NOT_CHECKED
         excess = self.warehouse_count + self.quarantined_missing - self.source_count
         if self.sample_mismatches > self.changed_during_run:
@@ -63,6 +64,8 @@ class Reconciliation:
         return DELETES_UNSEEN if excess > 0 and not self.sees_deletes else DIVERGED
 
     def describe(self) -> str:
+        if self.failure is not None:
+            return f"not checked: {self.failure}"
         if self.status == NOT_CHECKED:
             return f"{self.source_count} documents in the source; the warehouse was not checked"
         return (f"source {self.source_count}, warehouse {self.warehouse_count}"

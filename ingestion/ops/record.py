@@ -55,4 +55,5 @@ def run_record(t: TableSummary, started_at: datetime, ended_at: datetime) -> Run
                       quarantined_missing=r.quarantined_missing,
                       changed_during_run=r.changed_during_run, sample_size=r.sample_size,
                       sample_mismatches=r.sample_mismatches, reconciliation=r.status)
-    return RunRecord(t.collection, started_at, ended_at, "succeeded", t.mode, t.table, None, values)
+    # a load that succeeded but could not be reconciled says why in `error`
+    return RunRecord(t.collection, started_at, ended_at, "succeeded", t.mode, t.table, r.failure if r else None, values)

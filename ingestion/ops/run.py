@@ -10,17 +10,18 @@ from datetime import datetime, timedelta, timezone
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
+from pymongo.errors import PyMongoError
 
 from ingestion.config import RunConfig
-from ingestion.errors import IngestError, PartialFailure
+from ingestion.errors import IngestError, PartialFailure, UnreconciledLoad
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
-from ingestion.mongo.connect import connect
+from ingestion.mongo.connect import connect, source_failure
 from ingestion.naming import NameCollision, database_key, legacy_pipeline_name, table_name
 from ingestion.ops.load_batch import load_batch
 from ingestion.ops.load_cdc import load_cdc
 from ingestion.ops.plan import Plan, check_collections_exist, followed_tables, plan, select_collections
-from ingestion.ops.reconcile import DIVERGED, count_before_run, reconcile_table
+from ingestion.ops.reconcile import DIVERGED, Reconciliation, count_before_run, reconcile_table
 from ingestion.ops.record import record_failure, record_results
 from ingestion.ops.run_history import tables_of_other_databases
 from ingestion.ops.run_lock import RunLock
@@ -38,9 +39,15 @@ def run(config: RunConfig) -> RunSummary:
     with RunLock(the_plan.lock_path, config.pipeline_name):
         try:
             summary, failures = _run(the_plan)
+        except UnreconciledLoad:
+            raise  # recorded as loaded
         except IngestError as exc:
             record_failure(the_plan, str(exc), datetime.now(timezone.utc))
             raise
+        except PyMongoError as exc:  # MongoDB went away between the steps of the run (listing, counting)
+            error = source_failure(exc, "preparing the run")
+            record_failure(the_plan, str(error), datetime.now(timezone.utc))
+            raise error from None
     if failures and not summary.tables:
         raise failures[0].error
     if failures:
@@ -123,15 +130,23 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
             if cdc_collections:
                 cdc_tables, cdc_failures = load_cdc(client, p, pipeline, cdc_collections, stored, counts_before, cdc_count_time)
                 tables, failures = tables + cdc_tables, failures + cdc_failures
-        except (IngestError, PipelineStepFailed) as exc:
+        except (IngestError, PipelineStepFailed, PyMongoError) as exc:
             raise discard_failed_load(pipeline, exc, config.destination) from None
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
         by_name = {cc.name: cc for cc in p.collections}
+        unreconciled: list[str] = []
         for t in tables:
-            t.reconciliation = reconcile_table(db[t.collection], by_name[t.collection], t.table, pipeline, target.is_sql,
-                                               counts_before[t.collection], t.changed_since_count, p.started_at,
-                                               t.source_fields)
+            try:
+                t.reconciliation = reconcile_table(db[t.collection], by_name[t.collection], t.table, pipeline, target.is_sql,
+                                                   counts_before[t.collection], t.changed_since_count, p.started_at,
+                                                   t.source_fields)
+            except PyMongoError as exc:  # loaded, but MongoDB went away: recorded as loaded and not reconciled
+                failure = source_failure(exc, f"counting '{t.collection}' for the reconciliation")
+                t.reconciliation = Reconciliation(source_count=None, failure=str(failure))
+                t.warnings.append(f"reconciliation: {t.reconciliation.describe()}")
+                unreconciled.append(t.collection)
+                continue
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
                 log.warning("collection '%s': %s", t.collection, t.warnings[-1])
@@ -141,4 +156,9 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
     summary = RunSummary(config.pipeline_name, config.destination.name, target.dataset, load_id, time.monotonic() - started,
                          tables, p.run_id, failed={f.config.name: str(f.error) for f in failures},
                          load_dates=landed_load_dates(p.started_at) if config.destination.name == "s3" else [])
+    if unreconciled:
+        first = next(t for t in tables if t.collection == unreconciled[0]).reconciliation
+        raise UnreconciledLoad(
+            f"loaded and recorded in {target.dataset}._atlas_runs, but not reconciled ({', '.join(unreconciled)}): "
+            f"{first.failure if first else ''}", summary)
     return summary, failures
