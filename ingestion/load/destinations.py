@@ -18,6 +18,7 @@ import dlt
 from dlt.common.configuration.specs import AwsCredentials
 
 from ingestion.config import DestinationConfig
+from ingestion.disk import writable_directory
 from ingestion.errors import ConfigError
 from ingestion.load.memory import DUCKDB_MEMORY_LIMIT
 from ingestion.source.batches import REDSHIFT_LIMITS, RowLimits
@@ -91,7 +92,7 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         except ImportError:
             raise ConfigError("destination 'local' needs DuckDB: pip install 'atlas-redshift-analytics[local]'") from None
         from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-        config.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        writable_directory(config.warehouse.parent, "--warehouse")
 
         credentials = DuckDbCredentials(str(config.warehouse.resolve()))
         # Row order in a raw table means nothing; without it DuckDB inserts with far less memory
@@ -103,7 +104,7 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
     if config.name == "s3":
         url = f"{bucket}/{config.prefix}" if config.prefix else bucket
         if "://" not in url:
-            Path(url).mkdir(parents=True, exist_ok=True)
+            writable_directory(Path(url), "--bucket-url")
             url = Path(url).resolve().as_uri()
         item_format: ItemFormat = "jsonl" if config.file_format == "jsonl" else "arrow"
         return ResolvedDestination(_filesystem(url), None, database, item_format, config.file_format, None, is_sql=False)

@@ -14,6 +14,7 @@ import re
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from ingestion.config import DestinationConfig
+from ingestion.disk import file_error
 from ingestion.errors import DestinationError, IngestError, exception_chain
 from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, is_out_of_memory
 from ingestion.mongo.connect import source_failure
@@ -60,6 +61,9 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
     cause, step = (exc.exception, exc.step) if isinstance(exc, PipelineStepFailed) else (exc, "connect")
     chain = exception_chain(cause)
     detail = " ".join(redact(str(cause)).split())
+    local = file_error(cause)
+    if local is not None:
+        return local
     if name == "redshift" and _is_unreachable(chain, detail):
         host = os.environ.get("REDSHIFT_HOST", "the configured host")
         port = os.environ.get("REDSHIFT_PORT", "5439")

@@ -14,6 +14,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from ingestion.config import CollectionConfig, RunConfig, collection_selection
+from ingestion.disk import writable_directory
 from ingestion.errors import ConfigError, SourceError
 from ingestion.load.destinations import ResolvedDestination, resolve
 from ingestion.mongo.connect import collection_names
@@ -48,7 +49,10 @@ def plan(config: RunConfig) -> Plan:
         if refused:
             raise ConfigError(f"collection '{refused}': detect_deletes removes rows from warehouse tables; the landing "
                               "zone keeps every version landed (use --mode cdc there: deletes land as versions)")
-    return Plan(config, collections, target)
+    the_plan = Plan(config, collections, target)
+    writable_directory(the_plan.pipelines_dir, "--pipelines-dir")
+    writable_directory(config.schema_dir, "--schema-dir")
+    return the_plan
 
 
 def followed_tables(pipeline: dlt.Pipeline) -> set[str]:

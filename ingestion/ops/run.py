@@ -13,6 +13,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo.errors import PyMongoError
 
 from ingestion.config import RunConfig
+from ingestion.disk import file_error
 from ingestion.errors import IngestError, PartialFailure, UnreconciledLoad
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
@@ -48,6 +49,12 @@ def run(config: RunConfig) -> RunSummary:
             error = source_failure(exc, "preparing the run")
             record_failure(the_plan, str(error), datetime.now(timezone.utc))
             raise error from None
+        except OSError as exc:  # a local file: the disk filled up, or a file became read-only
+            local = file_error(exc, the_plan.pipelines_dir)
+            if local is None:
+                raise
+            record_failure(the_plan, str(local), datetime.now(timezone.utc))
+            raise local from None
     if failures and not summary.tables:
         raise failures[0].error
     if failures:

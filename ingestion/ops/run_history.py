@@ -116,12 +116,13 @@ def record_runs(
 ) -> bool:
     """Append the rows; False (and a warning) if the destination refuses them: a run's outcome
     never depends on its history row."""
-    history = dlt.pipeline(
-        pipeline_name=f"{pipeline_name}_runs", destination=destination, staging=staging, dataset_name=dataset,
-        pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
-    )
     rows = [r.row(run_id, pipeline_name, database, destination_name) for r in records]
-    try:
+    history = None
+    try:  # the history's own pipeline state can fail to save too (a full disk)
+        history = dlt.pipeline(
+            pipeline_name=f"{pipeline_name}_runs", destination=destination, staging=staging, dataset_name=dataset,
+            pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
+        )
         if history.has_pending_data:
             history.abort_packages()
         history.run(dlt.resource(rows, name=RUNS_TABLE, write_disposition="append", columns=RUN_COLUMNS))
@@ -130,6 +131,9 @@ def record_runs(
         # After a failed run its own error is the one line the user needs; the history's is a detail.
         level = logging.WARNING if all(r.status == "succeeded" for r in records) else logging.DEBUG
         log.log(level, "could not record the run in %s.%s: %s", dataset, RUNS_TABLE, redact(str(exc)).splitlines()[0][:300])
-        if history.has_pending_data:
-            history.abort_packages()
+        try:
+            if history is not None and history.has_pending_data:
+                history.abort_packages()
+        except OSError:
+            pass
         return False
