@@ -17,6 +17,7 @@ from ingestion.config import DestinationConfig
 from ingestion.disk import file_error
 from ingestion.errors import DestinationError, IngestError, exception_chain
 from ingestion.load.memory import DUCKDB_MAX_MEMORY_LIMIT, is_out_of_memory
+from ingestion.load.warehouse_lock import lock_conflict
 from ingestion.mongo.connect import source_failure
 from ingestion.redact import redact
 
@@ -61,7 +62,7 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
     cause, step = (exc.exception, exc.step) if isinstance(exc, PipelineStepFailed) else (exc, "connect")
     chain = exception_chain(cause)
     detail = " ".join(redact(str(cause)).split())
-    local = file_error(cause)
+    local = file_error(cause) or (lock_conflict(cause) if name == "local" else None)
     if local is not None:
         return local
     if name == "redshift" and _is_unreachable(chain, detail):

@@ -17,6 +17,7 @@ from ingestion.config import CollectionConfig, RunConfig, collection_selection
 from ingestion.disk import writable_directory
 from ingestion.errors import ConfigError, SourceError
 from ingestion.load.destinations import ResolvedDestination, resolve
+from ingestion.load.warehouse_lock import lock_wait_s
 from ingestion.mongo.connect import collection_names
 from ingestion.naming import check_table_names, table_name
 from ingestion.redact import redact
@@ -49,9 +50,12 @@ def plan(config: RunConfig) -> Plan:
         if refused:
             raise ConfigError(f"collection '{refused}': detect_deletes removes rows from warehouse tables; the landing "
                               "zone keeps every version landed (use --mode cdc there: deletes land as versions)")
+    if config.destination.name == "local":
+        lock_wait_s()  # validated before the run starts
     the_plan = Plan(config, collections, target)
     writable_directory(the_plan.pipelines_dir, "--pipelines-dir")
-    writable_directory(config.schema_dir, "--schema-dir")
+    if config.schema_dir is not None:
+        writable_directory(config.schema_dir, "--schema-dir")
     return the_plan
 
 

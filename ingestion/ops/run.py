@@ -14,16 +14,17 @@ from pymongo.errors import PyMongoError
 
 from ingestion.config import RunConfig
 from ingestion.disk import file_error
-from ingestion.errors import IngestError, PartialFailure, UnreconciledLoad
+from ingestion.errors import IngestError, LockedError, PartialFailure, UnreconciledLoad
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
+from ingestion.load.warehouse_lock import wait_for_warehouse
 from ingestion.mongo.connect import connect, source_failure
 from ingestion.naming import NameCollision, database_key, legacy_pipeline_name, table_name
 from ingestion.ops.load_batch import load_batch
 from ingestion.ops.load_cdc import load_cdc
 from ingestion.ops.plan import Plan, check_collections_exist, followed_tables, plan, select_collections
 from ingestion.ops.reconcile import DIVERGED, Reconciliation, count_before_run, reconcile_table
-from ingestion.ops.record import record_failure, record_results
+from ingestion.ops.record import record_failure, record_refusal, record_results
 from ingestion.ops.run_history import tables_of_other_databases
 from ingestion.ops.run_lock import RunLock
 from ingestion.ops.summary import CollectionFailure, RunSummary
@@ -34,27 +35,15 @@ log = logging.getLogger("atlas_ingest")
 def run(config: RunConfig) -> RunSummary:
     """Load every configured collection; raises an IngestError subclass on any user-fixable failure.
     One run per pipeline at a time (LockedError otherwise); every run with a valid configuration is
-    recorded in `_atlas_runs`: a failed one with its error, a successful one with a reconciliation
-    of source and warehouse counts."""
+    recorded in `_atlas_runs`: a refused one (the lock was held) as refused, a failed one with its
+    error, a successful one with a reconciliation of source and warehouse counts."""
     the_plan = plan(config)
-    with RunLock(the_plan.lock_path, config.pipeline_name):
-        try:
-            summary, failures = _run(the_plan)
-        except UnreconciledLoad:
-            raise  # recorded as loaded
-        except IngestError as exc:
-            record_failure(the_plan, str(exc), datetime.now(timezone.utc))
-            raise
-        except PyMongoError as exc:  # MongoDB went away between the steps of the run (listing, counting)
-            error = source_failure(exc, "preparing the run")
-            record_failure(the_plan, str(error), datetime.now(timezone.utc))
-            raise error from None
-        except OSError as exc:  # a local file: the disk filled up, or a file became read-only
-            local = file_error(exc, the_plan.pipelines_dir)
-            if local is None:
-                raise
-            record_failure(the_plan, str(local), datetime.now(timezone.utc))
-            raise local from None
+    try:
+        with RunLock(the_plan.lock_path, config.pipeline_name):
+            summary, failures = _run_recorded(the_plan)
+    except LockedError as exc:  # only the lock raises it: this run read nothing
+        record_refusal(the_plan, str(exc), datetime.now(timezone.utc))
+        raise
     if failures and not summary.tables:
         raise failures[0].error
     if failures:
@@ -63,6 +52,27 @@ def run(config: RunConfig) -> RunSummary:
             f"{len(failures)} of {len(failures) + len(summary.tables)} collections failed ({names}; first: {failures[0].error}); "
             f"the others loaded and are recorded in {summary.dataset}._atlas_runs", summary)
     return summary
+
+
+def _run_recorded(the_plan: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
+    """`_run`, with a failure that stops the whole run recorded against each of its collections."""
+    try:
+        return _run(the_plan)
+    except UnreconciledLoad:
+        raise  # recorded as loaded
+    except IngestError as exc:
+        record_failure(the_plan, str(exc), datetime.now(timezone.utc))
+        raise
+    except PyMongoError as exc:  # MongoDB went away between the steps of the run (listing, counting)
+        error = source_failure(exc, "preparing the run")
+        record_failure(the_plan, str(error), datetime.now(timezone.utc))
+        raise error from None
+    except OSError as exc:  # a local file: the disk filled up, or a file became read-only
+        local = file_error(exc, the_plan.pipelines_dir)
+        if local is None:
+            raise
+        record_failure(the_plan, str(local), datetime.now(timezone.utc))
+        raise local from None
 
 
 def landed_load_dates(started_at: datetime) -> list[str]:
@@ -118,6 +128,8 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
     """The run's summary and the collections that failed (recorded as failed, each with its error)."""
     started = time.monotonic()
     config, target = p.config, p.target
+    if config.destination.name == "local":  # a dbt build may hold the file: wait for it, within a bound
+        wait_for_warehouse(config.destination.warehouse)
     client = connect(config.uri, config.server_timeout_ms)
     try:
         db = client[config.database]

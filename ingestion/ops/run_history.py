@@ -66,11 +66,12 @@ class RunRecord:
     table_name: str | None = None
     error: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # another run's row recorded with this one's (a refused run)
 
     def row(self, run_id: str, pipeline_name: str, database: str, destination: str) -> dict[str, Any]:
         row = {name: None for name in RUN_COLUMNS}
         row.update(self.values)
-        row.update(run_id=run_id, pipeline_name=pipeline_name, source_database=database, collection=self.collection, table_name=self.table_name,
+        row.update(run_id=self.run_id or run_id, pipeline_name=pipeline_name, source_database=database, collection=self.collection, table_name=self.table_name,
                    mode=self.mode, destination=destination, started_at=self.started_at, ended_at=self.ended_at,
                    status=self.status, error=redact(self.error)[:2000] if self.error else None)
         return row

@@ -95,8 +95,13 @@ def test_two_concurrent_runs_cannot_both_load_and_a_dead_holder_frees_the_lock(m
     assert_one_line_error(second, 7, "another run of pipeline 'atlas_lockdb_local' is in progress", f"pid {first.pid}")
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
+    # the refused run is recorded too, by the run that held the lock (a DuckDB file has one writer)
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        assert con.sql("select count(*), count(distinct run_id) from raw_atlas._atlas_runs").fetchone() == (1, 1)
+        rows = con.sql("select status, run_id, collection, error from raw_atlas._atlas_runs order by status").fetchall()
+    assert [(status, collection) for status, _, collection, _ in rows] == [("refused", "customer_activity"),
+                                                                          ("succeeded", "customer_activity")]
+    assert rows[0][1] != rows[1][1] and "another run of pipeline 'atlas_lockdb_local' is in progress" in rows[0][3]
+    assert not list((tmp_path / "p").glob("*.refused.jsonl*"))  # the note is gone once recorded
 
     # A run killed while holding the lock: the next one takes it over.
     killed = start_run(mongo_server.uri, tmp_path, "lockdb")
@@ -335,3 +340,41 @@ def test_incremental_runs_count_the_source_once(mongo_server, tmp_path, monkeypa
     r = second.reconciliation
     assert counts == [500, 500, 501] and second.documents_read >= 8
     assert (r.source_count, r.warehouse_count, r.status) == (501, 501, MATCH)
+
+
+def hold_duckdb_file(path, seconds):
+    """Another process (as a dbt build would) holding the DuckDB file open for writing."""
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(float(sys.argv[2]))", str(path), str(seconds)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_warehouse_file_another_process_holds_is_waited_for_then_named(mongo_server, tmp_path):
+    with MongoClient(mongo_server.uri) as client:
+        client["duck_lock"]["things"].insert_many([{"_id": i} for i in range(10)])
+    warehouse = tmp_path / "w.duckdb"
+    args = ("run", "--uri", mongo_server.uri, "--database", "duck_lock", "--warehouse", str(warehouse),
+            "--pipelines-dir", str(tmp_path / "p"))
+    # held for 3 s: the run waits, says for whom, then loads
+    holder = hold_duckdb_file(warehouse, 3)
+    waited = run_cli(*args, env={"ATLAS_DUCKDB_LOCK_WAIT_S": "60"})
+    holder.wait(timeout=60)
+    assert waited.returncode == 0, waited.stderr
+    assert f"waiting up to 60 s for the DuckDB file {warehouse}, in use by process {holder.pid} (" in waited.stderr
+    # held longer than the wait: one line that names the holder, nothing loaded
+    holder = hold_duckdb_file(warehouse, 60)
+    try:
+        refused = run_cli(*args, env={"ATLAS_DUCKDB_LOCK_WAIT_S": "1"})
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert refused.returncode == 4, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"atlas-ingest: error: the DuckDB file {warehouse} is in use by process {holder.pid} (")
+    assert "import duckdb" in last and "Traceback" not in refused.stderr  # the holder's command line
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.sql("select count(*) from raw_atlas._atlas_runs").fetchone()[0] == 1  # the first run only
+    bad = run_cli(*args, env={"ATLAS_DUCKDB_LOCK_WAIT_S": "soon"})
+    assert bad.returncode == 2 and "ATLAS_DUCKDB_LOCK_WAIT_S must be a number of seconds" in bad.stderr

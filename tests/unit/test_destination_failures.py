@@ -75,3 +75,18 @@ def test_a_refused_connection_elsewhere_is_not_called_redshift():
 def test_anything_else_says_the_step_and_the_destination_without_credentials():
     message = str(destination_error(failed(RuntimeError("boom at s3://user:secret@host/x"), "normalize"), S3))
     assert message.startswith("normalize step failed for destination 's3': boom") and "secret" not in message
+
+
+def test_a_warehouse_file_another_process_holds_mid_run_names_the_holder():
+    """A load job keeps only DuckDB's message: the holder comes from it (no such pid here: its program)."""
+    message = ('Job failed: IO Error: Could not set lock on file "/data/w.duckdb": Conflicting lock is held in '
+               '/usr/bin/python3.11 (PID 999999999). See also https://duckdb.org/docs/stable/connect/concurrency')
+    error = destination_error(failed(RuntimeError(message)), LOCAL)
+    assert str(error).startswith("the DuckDB file /data/w.duckdb is in use by process 999999999 (/usr/bin/python3.11): ")
+    assert error.exit_code == 4
+
+
+def test_a_full_disk_in_a_load_job_names_the_file():
+    message = 'TransactionContext Error: Failed to commit: Could not write file "/data/w.duckdb.wal": No space left on device'
+    error = destination_error(failed(RuntimeError(message)), LOCAL)
+    assert str(error).startswith("no space left on device writing /data/w.duckdb.wal: ")
