@@ -7,6 +7,7 @@ SUPER on Redshift). The mapping is documented, type by type, in docs/bson_types.
 from __future__ import annotations
 
 import base64
+import decimal
 import math
 import re
 import uuid
@@ -63,14 +64,18 @@ _KIND_BY_TYPE: dict[type, str] = {
 
 
 def decimal_fits(value: Decimal) -> bool:
-    """True when decimal(38, 9) holds `value` exactly."""
+    """True when decimal(38, 9) holds the number `value` exactly: finite, at most 29 digits before
+    the point and none but zeros after the 9th decimal place. The number decides, not how it is
+    written: `0.00123400000` is 0.001234 (fits), every zero fits (`0E+6111`, `-0`), `1E+29` does not."""
     if not value.is_finite():
         return False
-    sign, digits, exponent = value.as_tuple()
+    if not value:
+        return True
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    if exponent < -DECIMAL_SCALE and any(digits[exponent + DECIMAL_SCALE :]):
-        return False  # non-zero digits beyond the 9th decimal place
-    return len(digits) + exponent <= _MAX_INTEGER_DIGITS
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    significant, exponent = len(digits) - trailing_zeros, exponent + trailing_zeros
+    return exponent >= -DECIMAL_SCALE and significant + exponent <= _MAX_INTEGER_DIGITS
 
 
 def kind_of(value: Any) -> str:
@@ -112,9 +117,16 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+_DECIMAL_CONTEXT = decimal.Context(prec=DECIMAL_PRECISION)
+_DECIMAL_QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)
+
+
 def to_decimal(value: Decimal128 | int) -> Decimal:
-    """Decimal128 exactly; an integer sharing a decimal column as the same exact number."""
-    return value.to_decimal() if isinstance(value, Decimal128) else Decimal(int(value))
+    """A value `decimal_fits` placed in a decimal column, written at the column's scale (the same
+    number: `0E+6111` as 0.000000000, `0.00123400000` as 0.001234000); an integer sharing the
+    column as the same exact number."""
+    number = value.to_decimal() if isinstance(value, Decimal128) else Decimal(int(value))
+    return number.quantize(_DECIMAL_QUANTUM, context=_DECIMAL_CONTEXT)
 
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}

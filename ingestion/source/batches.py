@@ -233,7 +233,7 @@ class ConvertedBatch:
                     elif kind == DOUBLE and not math.isfinite(value):
                         value = non_finite_text(value)
                     elif kind == DECIMAL:
-                        value = str(value)
+                        value = format(value, "f")  # plain digits at the column's scale, never 0E-9
                     row[name] = value
                 row[EXTRACTED_AT] = stamp
                 if load_id is not None:

@@ -35,6 +35,13 @@ def loaded(mongo_server, tmp_path_factory):
             {"_id": "decimal", "d": Decimal128("1234567890123456789.123456789")},
             {"_id": "decimal_too_precise", "d": Decimal128("0.12345678901234567890123456789")},
             {"_id": "decimal_nan", "d": Decimal128("NaN")},
+            # the number decides where a Decimal128 lands, not how it is written (docs/bson_types.md)
+            {"_id": "decimal_trailing_zeros", "d": Decimal128("0.00123400000")},
+            {"_id": "decimal_zero_huge_exponent", "d": Decimal128("0E+6111")},
+            {"_id": "decimal_negative_zero", "d": Decimal128("-0")},
+            {"_id": "decimal_1e28", "d": Decimal128("1E+28")},
+            {"_id": "decimal_1e29", "d": Decimal128("1E+29")},
+            {"_id": "decimal_10_places", "d": Decimal128("0.0000000011")},
             {"_id": "int64_big", "i": Int64(2**62 + 3)},
             {"_id": "int32", "i": 7},
             {"_id": "datetime", "t": WHEN},
@@ -63,7 +70,7 @@ def loaded(mongo_server, tmp_path_factory):
                 "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)["tables"][0]
-    assert (summary["rows_loaded"], summary["quarantined"]) == (26, 0)
+    assert (summary["rows_loaded"], summary["quarantined"]) == (32, 0)
     con = duckdb.connect(str(work / "w.duckdb"), read_only=True)
     types = dict(con.sql("select column_name, data_type from information_schema.columns "
                          "where table_schema='raw_atlas' and table_name='types'").fetchall())
@@ -92,6 +99,22 @@ def test_decimal128_is_an_exact_decimal(loaded):
 def test_decimal128_beyond_decimal_38_9_is_exact_text(loaded):
     assert loaded("decimal_too_precise", "d__v_text") == ("VARCHAR", "0.12345678901234567890123456789")
     assert loaded("decimal_nan", "d__v_text") == ("VARCHAR", "NaN")
+
+
+@pytest.mark.parametrize("doc_id, column, value", [
+    ("decimal_trailing_zeros", "d", Decimal("0.001234")),
+    ("decimal_zero_huge_exponent", "d", Decimal(0)),
+    ("decimal_negative_zero", "d", Decimal(0)),
+    ("decimal_1e28", "d", Decimal("1E+28")),
+    ("decimal_1e29", "d__v_text", "1E+29"),
+    ("decimal_10_places", "d__v_text", "1.1E-9"),
+])
+def test_decimal128_placement_follows_the_number(loaded, doc_id, column, value):
+    kind, loaded_value = loaded(doc_id, column)
+    assert kind == ("DECIMAL(38,9)" if column == "d" else "VARCHAR")
+    assert loaded_value == value
+    if column == "d":
+        assert loaded(doc_id, "d__v_text")[1] is None
 
 
 def test_int64_beyond_2_53_is_exact(loaded):

@@ -1,3 +1,4 @@
+import gzip
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -140,3 +141,12 @@ def test_every_id_has_its_own_text_and_reads_back_from_it():
     assert texts[:4] == [str(oid), f'"{oid}"', '{"$numberInt": "8"}', '"{\\"$numberInt\\": \\"8\\"}"']
     assert texts[8:10] == ["plain", str(oid).upper()]  # strings no other type produces stay as they are
     assert [(type(id_from_text(t)), id_from_text(t)) for t in texts] == [(type(i), i) for i in ids]
+
+
+def test_decimals_in_json_lines_are_plain_digits_at_the_columns_scale(tmp_path):
+    """COPY into numeric(38, 9) reads the digits: no exponent, whatever the Decimal128 looked like."""
+    batch = convert_documents([{"_id": 1, "d": Decimal128("0E+6111")}, {"_id": 2, "d": Decimal128("1E+28")},
+                               {"_id": 3, "d": Decimal128("10.50")}], ColumnRegistry())
+    batch.write_jsonl(tmp_path / "rows.jsonl.gz")
+    values = [json.loads(line)["d"] for line in gzip.decompress((tmp_path / "rows.jsonl.gz").read_bytes()).splitlines()]
+    assert values == ["0.000000000", "10000000000000000000000000000.000000000", "10.500000000"]
