@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     churn.add_argument("--iam-role", default=os.environ.get("REDSHIFT_ML_IAM_ROLE", "default"))
     churn.add_argument("--s3-bucket", default=os.environ.get("REDSHIFT_ML_S3_BUCKET"))
     churn.add_argument("--max-runtime", type=int, default=5400, help="seconds of SageMaker training at most")
+    churn.add_argument("--auto", choices=["on", "off"], default="on",
+                       help="redshift: on (Autopilot picks and tunes the model) or off (XGBoost as given: --objective, --hyperparameter)")
+    churn.add_argument("--model-type", help="redshift: xgboost, mlp or linear_learner (AUTO ON); xgboost (AUTO OFF)")
+    churn.add_argument("--problem-type", help="redshift, AUTO ON: binary_classification (the default)")
+    churn.add_argument("--objective", help="redshift: Accuracy, F1 or AUC (AUTO ON); binary:logistic or binary:hinge (AUTO OFF)")
+    churn.add_argument("--hyperparameter", action="append", default=[], metavar="KEY=VALUE",
+                       help="redshift, AUTO OFF: an XGBoost hyperparameter, e.g. num_round=100 (repeatable)")
     churn.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait for READY")
     churn.add_argument("--poll", type=float, default=60, help="seconds between status checks")
     churn.add_argument("--json", action="store_true")
@@ -212,6 +219,8 @@ def _cmd_churn(args: argparse.Namespace) -> int:
         schema=args.schema or (os.environ.get("REDSHIFT_SCHEMA", "analytics") if args.target == "redshift" else "analytics"),
         iam_role=args.iam_role,
         s3_bucket=args.s3_bucket, max_runtime=args.max_runtime, timeout_s=args.timeout, poll_s=args.poll,
+        auto=args.auto == "on", model_type=args.model_type, problem_type=args.problem_type, objective=args.objective,
+        hyperparameters=_key_values(args.hyperparameter, "--hyperparameter"),
     ).validate()
     if args.action == "train":
         result = train(config)
@@ -236,6 +245,16 @@ def _cmd_churn(args: argparse.Namespace) -> int:
         print(f"churn model {config.model_name}: {'READY' if rows else 'MISSING'} (local)")
         return 0 if rows else 1
     return 0
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise ConfigError(f"{flag} takes KEY=VALUE, got '{item}'")
+        pairs[key.strip().lower()] = value.strip()
+    return pairs
 
 
 def _cmd_local(args: argparse.Namespace) -> int:

@@ -111,6 +111,51 @@ def _for_sqlfluff(statement: str, bare: str) -> str:
     return statement
 
 
+# CREATE MODEL's grammar (the Redshift reference): AUTO ON takes Autopilot's objectives and no
+# hyperparameters; AUTO OFF trains XGBoost with an XGBoost objective and NUM_ROUND; both need S3_BUCKET.
+_AUTO_ON_MODEL_TYPES = {"xgboost", "mlp", "linear_learner"}
+_AUTO_ON_OBJECTIVES = {"mse", "accuracy", "f1", "f1macro", "auc"}
+_XGBOOST_OBJECTIVES = {"reg:squarederror", "reg:squaredlogerror", "reg:logistic", "reg:pseudohubererror", "reg:tweedie",
+                       "binary:logistic", "binary:hinge", "multi:softmax"}
+_MODEL_CLAUSE = {name: re.compile(pattern, re.IGNORECASE | re.DOTALL) for name, pattern in {
+    "auto_off": r"\bauto\s+off\b",
+    "model_type": r"\bmodel_type\s+(\w+)",
+    "problem_type": r"\bproblem_type\s+(\w+)",
+    "objective": r"\bobjective\s+'([^']*)'",
+    "hyperparameters": r"\bhyperparameters\s+default(?:\s+except\s*\(([^)]*)\))?",
+    "settings": r"\bsettings\s*\(([^)]*)\)",
+}.items()}
+
+
+def create_model_findings(name: str, line: int, statement: str) -> list[Finding]:
+    """CREATE MODEL clauses that its grammar does not allow together (the parser accepts them)."""
+    found = {clause: pattern.search(statement) for clause, pattern in _MODEL_CLAUSE.items()}
+    problems = []
+    settings = found["settings"].group(1).lower() if found["settings"] else ""
+    if "s3_bucket" not in settings:
+        problems.append("CREATE MODEL needs SETTINGS (S3_BUCKET '...')")
+    model_type = found["model_type"].group(1).lower() if found["model_type"] else None
+    objective = found["objective"].group(1) if found["objective"] else None
+    if found["auto_off"]:
+        if model_type != "xgboost":
+            problems.append("AUTO OFF needs MODEL_TYPE XGBOOST")
+        if found["problem_type"]:
+            problems.append("AUTO OFF takes no PROBLEM_TYPE")
+        if objective is None or objective.lower() not in _XGBOOST_OBJECTIVES:
+            problems.append(f"AUTO OFF needs an XGBoost OBJECTIVE (got {objective!r})")
+        parameters = found["hyperparameters"].group(1) if found["hyperparameters"] else None
+        if not parameters or not re.search(r"\bnum_round\s+'\d+'", parameters, re.IGNORECASE):
+            problems.append("AUTO OFF needs HYPERPARAMETERS DEFAULT EXCEPT (NUM_ROUND '...')")
+    else:
+        if found["hyperparameters"]:
+            problems.append("HYPERPARAMETERS belong to AUTO OFF")
+        if model_type is not None and model_type not in _AUTO_ON_MODEL_TYPES:
+            problems.append(f"AUTO ON MODEL_TYPE must be one of {sorted(_AUTO_ON_MODEL_TYPES)} (got {model_type!r})")
+        if objective is not None and objective.lower() not in _AUTO_ON_OBJECTIVES:
+            problems.append(f"AUTO ON OBJECTIVE must be one of MSE, Accuracy, F1, F1Macro, AUC (got {objective!r})")
+    return [Finding(name, line, problem) for problem in problems]
+
+
 def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[Finding]:
     """All findings for one compiled file."""
     findings: list[Finding] = []
@@ -136,6 +181,8 @@ def check_sql(name: str, sql: str, extra_functions: Iterable[str] = ()) -> list[
             if not _ADD_PARTITIONS.match(_COMMENTS.sub(" ", statement).strip()):
                 findings.append(Finding(name, first_line, "malformed ALTER TABLE ... ADD PARTITION for Spectrum"))
             continue
+        if re.match(r"\s*create\s+model\b", bare, re.IGNORECASE):
+            findings.extend(create_model_findings(name, first_line, _COMMENTS.sub(" ", statement)))
         parsed = linter.parse_string(_for_sqlfluff(statement, bare))
         for err in parsed.violations:
             findings.append(Finding(name, offset + (err.line_no or 1), f"unparsable for Redshift (sqlfluff): {err.desc()}"))

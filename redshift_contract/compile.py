@@ -39,20 +39,27 @@ OFFLINE_ENV = {
     "DBT_TARGET": "redshift",
 }
 
-# `dbt run-operation` entry points and the arguments they are compiled with.
-OPERATIONS: list[tuple[str, dict[str, Any]]] = [
-    ("create_churn_model", {
+# `dbt run-operation` entry points and the arguments they are compiled with, under a label (the
+# output file): CREATE MODEL in both forms of its grammar.
+OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("create_churn_model", "create_churn_model", {
         "model_name": "churn_model", "feature_set": "extended", "cutoff": "2020-01-01", "iam_role": "default",
-        "model_type": "xgboost", "objective": "AUC", "hyperparameters": {"num_round": "100"},
+        "model_type": "xgboost", "problem_type": "binary_classification", "objective": "AUC",
         "s3_bucket": "offline-ml-bucket", "max_runtime": 5400, "max_cells": 1000000,
     }),
-    ("churn_model_status", {"model_name": "churn_model"}),
-    ("register_churn_model", {
+    ("create_churn_model__auto_off", "create_churn_model", {
+        "model_name": "churn_model", "feature_set": "extended", "cutoff": "2020-01-01", "iam_role": "default",
+        "auto": False, "model_type": "xgboost", "objective": "binary:logistic",
+        "hyperparameters": {"num_round": "100", "max_depth": "6", "eta": "0.2"},
+        "s3_bucket": "offline-ml-bucket", "max_runtime": 5400,
+    }),
+    ("churn_model_status", "churn_model_status", {"model_name": "churn_model"}),
+    ("register_churn_model", "register_churn_model", {
         "model_name": "churn_model", "function_name": "predict_churn_model", "feature_set": "extended",
         "cutoff": "2020-01-01", "model_kind": "redshift_ml", "training_seconds": 1800.0, "trained_at": "2026-01-01T00:00:00",
     }),
-    ("drop_churn_model", {"model_name": "churn_model"}),
-    ("stage_external_sources", {"load_dates": ["2026-01-01", "2026-01-02", "2026-01-03"]}),
+    ("drop_churn_model", "drop_churn_model", {"model_name": "churn_model"}),
+    ("stage_external_sources", "stage_external_sources", {"load_dates": ["2026-01-01", "2026-01-02", "2026-01-03"]}),
 ]
 # The churn models build only for a named, trained model: compile them for one.
 BUILD_VARS = {"churn_model_name": "churn_model", "churn_feature_set": "extended"}
@@ -186,10 +193,10 @@ def compile_redshift(project_dir: Path = REPO, output: Path | None = None, inclu
             spectrum_manifest = json.loads((target_path / "manifest.json").read_text())
             nodes.update({uid: n for uid, n in spectrum_manifest["nodes"].items()
                           if n["package_name"] == PROJECT and n["original_file_path"].startswith("models/staging/")})
-            for name, op_args in OPERATIONS:
+            for label, name, op_args in OPERATIONS:
                 start = len(recorder.statements)
                 _dbt(["run-operation", name, "--args", json.dumps(op_args), *common, "--vars", json.dumps(BUILD_VARS)])
-                operations.append((name, start))
+                operations.append((label, start))
             # Staging again once the external table exists: partitions are added, nothing recreated.
             start = len(recorder.statements)
             with existing_relations(spectrum_manifest):

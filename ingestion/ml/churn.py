@@ -56,8 +56,9 @@ class ChurnConfig:
     s3_bucket: str | None = None
     max_runtime: int | None = 5400
     max_cells: int | None = None
-    auto: bool = True
+    auto: bool = True  # AUTO ON (Autopilot); False: AUTO OFF, XGBoost with the given objective and hyperparameters
     model_type: str | None = None
+    problem_type: str | None = None
     objective: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 4 * 3600
@@ -82,6 +83,17 @@ class ChurnConfig:
             raise ConfigError(f"unknown target '{self.target}': choose local or redshift")
         if not _IDENTIFIER.match(self.schema):
             raise ConfigError(f"invalid schema '{self.schema}'")
+        return self
+
+    def validate_redshift_training(self) -> "ChurnConfig":
+        """What CREATE MODEL's grammar requires, before dbt compiles it (which checks the rest)."""
+        if not self.s3_bucket:
+            raise ConfigError("CREATE MODEL needs an S3 bucket Redshift and SageMaker share: --s3-bucket or $REDSHIFT_ML_S3_BUCKET")
+        if not self.auto and not (self.objective and self.hyperparameters.get("num_round")):
+            raise ConfigError("--auto off trains XGBoost as given: pass --objective binary:logistic (or binary:hinge) and "
+                              "--hyperparameter num_round=100")
+        if self.auto and self.hyperparameters:
+            raise ConfigError("hyperparameters belong to --auto off (XGBoost); AUTO ON tunes them itself")
         return self
 
 
@@ -229,7 +241,7 @@ def train_redshift(config: ChurnConfig, sleep: Any = time.sleep) -> float:
     args = {
         "model_name": config.model_name, "function_name": config.function_name, "feature_set": config.feature_set,
         "cutoff": config.cutoff, "iam_role": config.iam_role, "auto": config.auto, "model_type": config.model_type,
-        "objective": config.objective, "hyperparameters": config.hyperparameters or None, "s3_bucket": config.s3_bucket,
+        "problem_type": config.problem_type, "objective": config.objective, "hyperparameters": config.hyperparameters or None, "s3_bucket": config.s3_bucket,
         "max_runtime": config.max_runtime, "max_cells": config.max_cells, "replace": config.replace,
     }
     started = time.monotonic()
@@ -257,8 +269,8 @@ def train(config: ChurnConfig) -> dict[str, Any]:
         return {"model_name": model.model_name, "target": "local", "feature_set": model.feature_set,
                 "training_rows": model.training_rows, "training_seconds": round(model.training_seconds, 3),
                 "artifact": str(artifact)}
-    seconds = train_redshift(config)
-    register(config, "redshift_ml", seconds)
+    seconds = train_redshift(config.validate_redshift_training())
+    register(config, "redshift_ml" if config.auto else "redshift_ml_xgboost", seconds)
     return {"model_name": config.model_name, "target": "redshift", "feature_set": config.feature_set,
             "training_seconds": round(seconds, 1)}
 

@@ -12,6 +12,34 @@
     {{ return(sets[feature_set]) }}
 {% endmacro %}
 
+{#- The inputs a churn model is trained and scored on, as select-list expressions over the columns
+    of ml_churn_features. AUTO ON (and the local twin) take the columns as they are; AUTO OFF
+    XGBoost takes numbers only, so the yes/no plans become 1/0 and the state (text) is left out. -#}
+{% macro churn_model_inputs(feature_set, numeric_only=false) %}
+    {%- set inputs = [] -%}
+    {%- for column in atlas_analytics.churn_feature_columns(feature_set) -%}
+        {%- if not numeric_only -%}
+            {%- do inputs.append(column) -%}
+        {%- elif column in ('intl_plan', 'vmail_plan') -%}
+            {%- do inputs.append("case when " ~ column ~ " = 'yes' then 1 else 0 end") -%}
+        {%- elif column != 'state' -%}
+            {%- do inputs.append(column) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(inputs) }}
+{% endmacro %}
+
+{#- The names of churn_model_inputs, for the training query's select list. -#}
+{% macro churn_model_input_names(feature_set, numeric_only=false) %}
+    {%- set names = [] -%}
+    {%- for column in atlas_analytics.churn_feature_columns(feature_set) -%}
+        {%- if not (numeric_only and column == 'state') -%}
+            {%- do names.append(column) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{% endmacro %}
+
 {#- Identifiers that reach DDL (model, function, schema names) must be plain identifiers. -#}
 {% macro ml_identifier(name, what) %}
     {%- if not (name is string and modules.re.match('^[a-z_][a-z0-9_]{0,126}$', name)) -%}
@@ -46,6 +74,24 @@
         {{ return(fallback) }}
     {%- endif -%}
     {%- set result = run_query("select feature_set from " ~ registry ~ " where model_name = '"
+        ~ atlas_analytics.ml_identifier(model_name, 'model name') ~ "'") -%}
+    {{ return(result.rows[0][0] if result.rows | length > 0 else fallback) }}
+{% endmacro %}
+
+{#- How a registered model scores (model_kind in the registry, else var churn_model_kind):
+    redshift_ml (AUTO ON: a label function and its _probabilities twin), redshift_ml_xgboost (AUTO
+    OFF: one function returning the probability of churn, over numeric inputs) or
+    local_logistic_regression (the local twin's coefficients). -#}
+{% macro churn_model_kind(model_name) %}
+    {%- set fallback = var('churn_model_kind', 'redshift_ml' if target.type == 'redshift' else 'local_logistic_regression') -%}
+    {%- if not execute -%}
+        {{ return(fallback) }}
+    {%- endif -%}
+    {%- set registry = adapter.get_relation(database=target.database, schema=atlas_analytics.churn_registry_schema(), identifier='churn_model_registry') -%}
+    {%- if registry is none -%}
+        {{ return(fallback) }}
+    {%- endif -%}
+    {%- set result = run_query("select model_kind from " ~ registry ~ " where model_name = '"
         ~ atlas_analytics.ml_identifier(model_name, 'model name') ~ "'") -%}
     {{ return(result.rows[0][0] if result.rows | length > 0 else fallback) }}
 {% endmacro %}

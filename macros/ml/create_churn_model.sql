@@ -8,10 +8,11 @@
 
     Arguments: model_name, function_name (default predict_<model_name>), feature_set
     (tutorial | extended), cutoff (training rows: record_date < cutoff), iam_role ('default' or an
-    ARN), auto (true), model_type, problem_type, objective, hyperparameters (dict), s3_bucket,
-    max_runtime, max_cells, replace (false). -#}
+    ARN), auto (true: AUTO ON; false: AUTO OFF XGBoost), model_type, problem_type, objective,
+    hyperparameters (dict, AUTO OFF only), s3_bucket (required), max_runtime, max_cells,
+    replace (false). -#}
 {% macro create_churn_model(model_name, function_name=none, feature_set='extended', cutoff=none, iam_role='default',
-                            auto=true, model_type=none, problem_type='binary_classification', objective=none,
+                            auto=true, model_type=none, problem_type=none, objective=none,
                             hyperparameters=none, s3_bucket=none, max_runtime=none, max_cells=none, replace=false) %}
     {%- set sql = atlas_analytics.create_churn_model_sql(model_name, function_name, feature_set, cutoff, iam_role, auto,
         model_type, problem_type, objective, hyperparameters, s3_bucket, max_runtime, max_cells) -%}
@@ -29,11 +30,20 @@
     {{ log("CREATE MODEL " ~ model_name ~ " submitted: training runs asynchronously", info=true) }}
 {% endmacro %}
 
+{#- The two forms of the CREATE MODEL grammar for a binary target:
+    - AUTO ON (SageMaker Autopilot): optional MODEL_TYPE (xgboost, mlp, linear_learner),
+      PROBLEM_TYPE binary_classification and OBJECTIVE 'Accuracy', 'F1' or 'AUC'; no hyperparameters.
+    - AUTO OFF (XGBoost as given): MODEL_TYPE xgboost, an XGBoost OBJECTIVE ('binary:logistic' or
+      'binary:hinge'), HYPERPARAMETERS DEFAULT EXCEPT (...) with NUM_ROUND, and the preprocessing done
+      here, as AUTO OFF requires: numeric inputs (churn_model_inputs) and a 0/1 target.
+    SETTINGS always carries S3_BUCKET, which both forms require. -#}
 {% macro create_churn_model_sql(model_name, function_name, feature_set, cutoff, iam_role, auto, model_type,
                                 problem_type, objective, hyperparameters, s3_bucket, max_runtime, max_cells) %}
     {%- set model_name = atlas_analytics.ml_identifier(model_name, 'model name') -%}
     {%- set function_name = atlas_analytics.ml_identifier(function_name or ('predict_' ~ model_name), 'function name') -%}
-    {%- set columns = atlas_analytics.churn_feature_columns(feature_set) -%}
+    {%- set auto = auto not in (false, 'false', 'off', 0) -%}
+    {%- set inputs = atlas_analytics.churn_model_inputs(feature_set, numeric_only=not auto) -%}
+    {%- set names = atlas_analytics.churn_model_input_names(feature_set, numeric_only=not auto) -%}
     {%- set cutoff = cutoff or atlas_analytics.churn_training_cutoff() -%}
     {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', cutoff | string) -%}
         {{ exceptions.raise_compiler_error("cutoff must be a date YYYY-MM-DD") }}
@@ -41,24 +51,65 @@
     {%- if iam_role != 'default' and not modules.re.match('^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$', iam_role) -%}
         {{ exceptions.raise_compiler_error("iam_role must be 'default' or an IAM role ARN") }}
     {%- endif -%}
-    {%- for name, value in [('model_type', model_type), ('problem_type', problem_type)] -%}
-        {%- if value is not none and not modules.re.match('^[a-z_]+$', value | string) -%}
-            {{ exceptions.raise_compiler_error(name ~ " must be a keyword such as xgboost or binary_classification") }}
+    {%- if not s3_bucket -%}
+        {{ exceptions.raise_compiler_error("CREATE MODEL needs s3_bucket (SETTINGS S3_BUCKET): the bucket Redshift and SageMaker share training data through (--s3-bucket or REDSHIFT_ML_S3_BUCKET)") }}
+    {%- endif -%}
+    {%- if not modules.re.match('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', s3_bucket) -%}
+        {{ exceptions.raise_compiler_error("s3_bucket must be a bucket name") }}
+    {%- endif -%}
+    {%- set model_type = (model_type | lower) if model_type else none -%}
+    {%- set problem_type = (problem_type | lower) if problem_type else none -%}
+    {%- if auto -%}
+        {%- set problem_type = problem_type or 'binary_classification' -%}
+        {%- if model_type is not none and model_type not in ('xgboost', 'mlp', 'linear_learner') -%}
+            {{ exceptions.raise_compiler_error("AUTO ON model_type must be xgboost, mlp or linear_learner (got " ~ model_type ~ ")") }}
         {%- endif -%}
-    {%- endfor -%}
-    {%- set settings = [] -%}
-    {%- if s3_bucket -%}
-        {%- if not modules.re.match('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', s3_bucket) -%}
-            {{ exceptions.raise_compiler_error("s3_bucket must be a bucket name") }}
+        {%- if problem_type is not none and problem_type != 'binary_classification' -%}
+            {{ exceptions.raise_compiler_error("churn is a binary_classification problem (got problem_type " ~ problem_type ~ ")") }}
         {%- endif -%}
-        {%- do settings.append("s3_bucket '" ~ s3_bucket ~ "'") -%}
+        {%- if objective is not none and objective not in ('Accuracy', 'F1', 'AUC') -%}
+            {{ exceptions.raise_compiler_error("AUTO ON objective for binary classification must be 'Accuracy', 'F1' or 'AUC' (got " ~ objective ~ ")") }}
+        {%- endif -%}
+        {%- if hyperparameters -%}
+            {{ exceptions.raise_compiler_error("hyperparameters belong to AUTO OFF: pass auto: false with model_type xgboost and an XGBoost objective such as 'binary:logistic'") }}
+        {%- endif -%}
+    {%- else -%}
+        {%- set model_type = model_type or 'xgboost' -%}
+        {%- if model_type != 'xgboost' -%}
+            {{ exceptions.raise_compiler_error("AUTO OFF trains XGBoost only (got model_type " ~ model_type ~ ")") }}
+        {%- endif -%}
+        {%- if problem_type is not none -%}
+            {{ exceptions.raise_compiler_error("AUTO OFF takes no problem_type: the XGBoost objective says it") }}
+        {%- endif -%}
+        {%- if objective not in ('binary:logistic', 'binary:hinge') -%}
+            {{ exceptions.raise_compiler_error("AUTO OFF needs an XGBoost objective for a 0/1 target: 'binary:logistic' or 'binary:hinge' (got " ~ objective ~ ")") }}
+        {%- endif -%}
+        {%- set known = ['num_round', 'alpha', 'colsample_bylevel', 'colsample_bynode', 'colsample_bytree', 'eta', 'gamma',
+                         'lambda', 'max_delta_step', 'max_depth', 'min_child_weight', 'scale_pos_weight', 'subsample',
+                         'tree_method'] -%}
+        {%- if not hyperparameters or 'num_round' not in hyperparameters -%}
+            {{ exceptions.raise_compiler_error("AUTO OFF needs hyperparameters with num_round, e.g. {num_round: '100'}") }}
+        {%- endif -%}
+        {%- for key, value in hyperparameters.items() -%}
+            {%- if key not in known -%}
+                {{ exceptions.raise_compiler_error("unknown XGBoost hyperparameter " ~ key ~ ": choose from " ~ known | join(', ')) }}
+            {%- endif -%}
+            {%- if not modules.re.match('^[0-9a-z._]+$', value | string) -%}
+                {{ exceptions.raise_compiler_error("hyperparameter " ~ key ~ " must be a number or a keyword") }}
+            {%- endif -%}
+        {%- endfor -%}
     {%- endif -%}
     {#- in the order of the CREATE MODEL reference -#}
+    {%- set settings = ["s3_bucket '" ~ s3_bucket ~ "'"] -%}
     {%- if max_cells is not none -%}{%- do settings.append("max_cells " ~ (max_cells | int)) -%}{%- endif -%}
     {%- if max_runtime is not none -%}{%- do settings.append("max_runtime " ~ (max_runtime | int)) -%}{%- endif -%}
     create model {{ atlas_analytics.churn_registry_schema() }}.{{ model_name }}
     from (
-        select {{ columns | join(', ') }}, churn
+        select
+            {% for input in inputs -%}
+            {{ input }}{% if input != names[loop.index0] %} as {{ names[loop.index0] }}{% endif %},
+            {% endfor -%}
+            {% if auto %}churn{% else %}case when churn = 'True.' then 1 else 0 end as churn{% endif %}
         from {{ ref('ml_churn_features') }}
         where record_date < cast('{{ cutoff }}' as date)
     )
@@ -68,14 +119,13 @@
     {% if not auto %}auto off{% endif %}
     {% if model_type %}model_type {{ model_type }}{% endif %}
     {% if problem_type %}problem_type {{ problem_type }}{% endif %}
-    {% if objective %}objective '{{ objective | replace("'", "") }}'{% endif %}
-    {% if hyperparameters %}hyperparameters default except (
+    {% if objective %}objective '{{ objective }}'{% endif %}
+    {% if not auto %}hyperparameters default except (
         {%- for key, value in hyperparameters.items() -%}
-            {%- if not modules.re.match('^[a-z_]+$', key) %}{{ exceptions.raise_compiler_error("invalid hyperparameter " ~ key) }}{% endif -%}
-            {{ key }} '{{ value | string | replace("'", "") }}'{% if not loop.last %}, {% endif %}
+            {{ key }} '{{ value }}'{% if not loop.last %}, {% endif %}
         {%- endfor -%}
     ){% endif %}
-    {% if settings %}settings ({{ settings | join(', ') }}){% endif %}
+    settings ({{ settings | join(', ') }})
 {%- endmacro %}
 
 {#- `dbt run-operation drop_churn_model --args '{model_name: ...}'`. -#}

@@ -5,8 +5,8 @@
     {%- set model_name = atlas_analytics.ml_identifier(model_name, 'model name') -%}
     {%- set function_name = atlas_analytics.ml_identifier(function_name, 'function name') -%}
     {%- do atlas_analytics.churn_feature_columns(feature_set) -%}
-    {%- if model_kind not in ('redshift_ml', 'local_logistic_regression') -%}
-        {{ exceptions.raise_compiler_error("model_kind must be redshift_ml or local_logistic_regression") }}
+    {%- if model_kind not in ('redshift_ml', 'redshift_ml_xgboost', 'local_logistic_regression') -%}
+        {{ exceptions.raise_compiler_error("model_kind must be redshift_ml, redshift_ml_xgboost or local_logistic_regression") }}
     {%- endif -%}
     {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', cutoff | string) or not modules.re.match('^[0-9T:. +-]+$', trained_at | string) -%}
         {{ exceptions.raise_compiler_error("cutoff must be YYYY-MM-DD and trained_at an ISO timestamp") }}

@@ -5,6 +5,7 @@
 {%- set model_name = var('churn_model_name', 'churn_model') -%}
 {%- set function_name = var('churn_function_name', 'predict_' ~ model_name) -%}
 {%- set feature_set = churn_model_feature_set(model_name) -%}
+{%- set model_kind = churn_model_kind(model_name) -%}
 
 with
 
@@ -23,7 +24,7 @@ scored as (
         record_date,
         churn,
         true_churn_probability,
-        {{ churn_model_outputs(model_name, function_name, feature_set) }}
+        {{ churn_model_outputs(model_name, function_name, feature_set, model_kind) }}
     from features
 
 ),
@@ -41,7 +42,7 @@ final as (
         predicted_churn,
 
         -- probabilities
-        {{ churn_probability_from('scored.churn_model_output') }} as churn_probability,
+        {{ churn_probability_from('scored.churn_model_output', model_kind) }} as churn_probability,
         true_churn_probability,
 
         -- dates

@@ -145,3 +145,29 @@ def test_redshift_training_times_out_without_dropping_the_model(monkeypatch):
     with pytest.raises(TrainingError, match="still TRAINING after 0 s"):
         churn.train_redshift(config, sleep=lambda s: None)
     assert "drop_churn_model" not in calls
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"hyperparameters": {"num_round": "100"}, "objective": "AUC"}, "hyperparameters belong to AUTO OFF"),
+    ({"auto": False, "objective": "AUC", "hyperparameters": {"num_round": "100"}}, "AUTO OFF needs an XGBoost objective"),
+    ({"auto": False, "objective": "binary:logistic"}, "AUTO OFF needs hyperparameters with num_round"),
+    ({"objective": "F1", "s3_bucket": None}, "CREATE MODEL needs s3_bucket"),
+])
+def test_create_churn_model_refuses_what_the_grammar_does_not_allow(args, message, tmp_path):
+    """Checked while the statement is compiled, before any warehouse is asked (here: the local target)."""
+    op_args = {"model_name": "m", "s3_bucket": "ml-bucket", **args}
+    r = run_dbt("run-operation", "create_churn_model", "--args", json.dumps(op_args), warehouse=tmp_path / "w.duckdb",
+                target_path=tmp_path / "target")
+    assert r.returncode != 0 and message in r.stdout, r.stdout[-2000:]
+
+
+def test_redshift_training_settings_are_checked_before_dbt_runs(monkeypatch):
+    calls, _ = scripted(monkeypatch, ["READY"])
+    for config, message in [
+        (ChurnConfig(model_name="m", target="redshift"), "needs an S3 bucket"),
+        (ChurnConfig(model_name="m", target="redshift", s3_bucket="b", auto=False, objective="binary:logistic"), "num_round"),
+        (ChurnConfig(model_name="m", target="redshift", s3_bucket="b", hyperparameters={"eta": "0.1"}), "belong to --auto off"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            churn.train(config)
+    assert calls == []

@@ -71,7 +71,7 @@ def test_every_project_macro_is_compiled_through_a_node_or_an_operation(compiled
     disabled = [n for versions in manifest.get("disabled", {}).values() for n in versions]
     todo = [d.rsplit(".", 1)[-1] for n in [*manifest["nodes"].values(), *disabled] if n["package_name"] == "atlas_analytics"
             for d in n.get("depends_on", {}).get("macros", [])]
-    todo += [name for name, _ in OPERATIONS]
+    todo += [name for _, name, _ in OPERATIONS]
     # Unit tests do not run offline (the stand-in driver returns no rows to compare), so macros
     # that only unit-test fixtures call are not compiled for Redshift: they are named here, and
     # must stay fixture-only.
@@ -237,11 +237,53 @@ def test_churn_model_sql_runs_only_as_explicit_operations(compiled):
     assert re.search(r"create model analytics_ml\.churn_model\s+from \(", create)
     assert "target churn" in create and "function predict_churn_model" in create and "iam_role default" in create
     assert "settings (s3_bucket 'offline-ml-bucket', max_cells 1000000, max_runtime 5400)" in create
+    # AUTO ON: Autopilot's objective, no hyperparameters
+    assert "problem_type binary_classification" in create and "objective 'AUC'" in create
+    assert "hyperparameters" not in create and "auto off" not in create
     assert "show model analytics_ml.churn_model" in create  # checks for an existing model first
     assert "drop model if exists analytics_ml.churn_model" in (OUTPUT / compiled["operations"]["drop_churn_model"]).read_text()
     # `dbt build` never trains: no model, test or seed sends CREATE MODEL.
     for rel in compiled["nodes"].values():
         assert not re.search(r"\bcreate\s+model\b", (OUTPUT / rel).read_text(), re.I), rel
+
+
+def test_create_model_auto_off_is_xgboost_over_numeric_inputs_and_a_0_1_target(compiled):
+    create = (OUTPUT / compiled["operations"]["create_churn_model__auto_off"]).read_text()
+    assert "auto off" in create and "model_type xgboost" in create and "objective 'binary:logistic'" in create
+    assert "hyperparameters default except (num_round '100', max_depth '6', eta '0.2')" in create
+    assert "problem_type" not in create
+    assert "case when intl_plan = 'yes' then 1 else 0 end as intl_plan" in create
+    assert "case when churn = 'True.' then 1 else 0 end as churn" in create
+    assert not re.search(r"^\s*state,", create, re.M)  # text: left out of AUTO OFF's inputs
+    assert "settings (s3_bucket 'offline-ml-bucket', max_runtime 5400)" in create
+
+
+@pytest.mark.parametrize("clauses, problem", [
+    ("model_type xgboost objective 'AUC' hyperparameters default except (num_round '100') settings (s3_bucket 'b')",
+     "HYPERPARAMETERS belong to AUTO OFF"),
+    ("auto off model_type xgboost objective 'AUC' hyperparameters default except (num_round '100') settings (s3_bucket 'b')",
+     "AUTO OFF needs an XGBoost OBJECTIVE"),
+    ("auto off model_type xgboost objective 'binary:logistic' settings (s3_bucket 'b')", "NUM_ROUND"),
+    ("auto off model_type mlp objective 'binary:logistic' hyperparameters default except (num_round '9') settings (s3_bucket 'b')",
+     "AUTO OFF needs MODEL_TYPE XGBOOST"),
+    ("auto off model_type xgboost problem_type binary_classification objective 'binary:logistic' "
+     "hyperparameters default except (num_round '9') settings (s3_bucket 'b')", "AUTO OFF takes no PROBLEM_TYPE"),
+    ("problem_type binary_classification objective 'binary:logistic' settings (s3_bucket 'b')", "AUTO ON OBJECTIVE"),
+    ("model_type kmeans settings (s3_bucket 'b')", "AUTO ON MODEL_TYPE"),
+    ("problem_type binary_classification settings (max_runtime 5400)", "S3_BUCKET"),
+])
+def test_the_contract_check_rejects_create_model_combinations_the_grammar_does_not_allow(clauses, problem):
+    sql = f"create model s.m from (select a, b from t) target b function f iam_role default {clauses};\n"
+    assert any(problem in f.message for f in check_sql("op.sql", sql)), check_sql("op.sql", sql)
+
+
+def test_the_contract_check_accepts_both_documented_forms():
+    on = ("create model s.m from (select a, b from t) target b function f iam_role default model_type xgboost "
+          "problem_type binary_classification objective 'F1' settings (s3_bucket 'b', max_runtime 5400);\n")
+    off = ("create model s.m from (select a, b from t) target b function f iam_role default auto off model_type xgboost "
+           "objective 'binary:logistic' hyperparameters default except (num_round '100', eta '0.2') settings (s3_bucket 'b');\n")
+    assert [f.message for f in check_sql("on.sql", on) + check_sql("off.sql", off) if "CREATE MODEL" in f.message
+            or "AUTO" in f.message or "HYPERPARAMETERS" in f.message] == []
 
 
 def test_churn_predictions_call_the_prediction_functions(compiled):
