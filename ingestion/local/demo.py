@@ -53,7 +53,7 @@ def main() -> int:
         _dbt("build")
         model = train(ChurnConfig(model_name=CHURN_MODEL, warehouse=WAREHOUSE, replace=True))
         print(f"trained local churn model {model['model_name']} on {model['training_rows']} records in {model['training_seconds']} s")
-        _dbt("build", "--select", "+churn_predictions+", "+ml_model_metrics", "--vars", f"{{churn_model_name: {CHURN_MODEL}}}")
+        _dbt("build", "--select", "+churn_predictions+", "+ml_model_metrics", "--vars", f"{{churn_model_name: {CHURN_MODEL}, churn_evaluation: true}}")
     except subprocess.CalledProcessError as exc:
         print(f"demo: error: dbt build failed with exit code {exc.returncode}", file=sys.stderr)
         return exc.returncode

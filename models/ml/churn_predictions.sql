@@ -19,11 +19,11 @@ features as (
 scored as (
 
     select
+        customer_activity_id,
         phone,
         state,
         record_date,
         churn,
-        true_churn_probability,
         {{ churn_model_outputs(model_name, function_name, feature_set, model_kind) }}
     from features
 
@@ -33,17 +33,17 @@ final as (
 
     select
         -- ids
-        phone,
+        customer_activity_id,
         '{{ model_name }}' as model_name,
 
         -- attributes
+        phone,
         state,
         churn as actual_churn,
         predicted_churn,
 
         -- probabilities
         {{ churn_probability_from('scored.churn_model_output', model_kind) }} as churn_probability,
-        true_churn_probability,
 
         -- dates
         record_date

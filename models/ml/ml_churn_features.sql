@@ -1,23 +1,10 @@
-{#- Features of both churn feature sets, the target, the training split and, for generated data,
-    the true churn probability. Grain: one row per customer record (phone). -#}
+{#- Features of both churn feature sets, the target and the training split. Grain: one row per
+    customer document (customer_activity_id); `phone` is an attribute, not a key. -#}
 with
 
 customers as (
 
-    select * from {{ ref('customer_activity') }}
-
-),
-
-signal as (
-
-    select
-        max(case when term = 'intercept' then coefficient end) as intercept,
-        max(case when term = 'cust_serv_calls' then coefficient end) as per_service_call,
-        max(case when term = 'intl_plan_yes' then coefficient end) as intl_plan_yes,
-        max(case when term = 'vmail_plan_yes' then coefficient end) as vmail_plan_yes,
-        max(case when term = 'day_mins_over_200' then coefficient end) as per_day_minute_over_200,
-        max(case when term = 'intl_mins_over_12' then coefficient end) as per_intl_minute_over_12
-    from {{ ref('churn_signal') }}
+    select * from {{ ref('int_customer_activity__tutorial_columns') }}
 
 ),
 
@@ -25,6 +12,7 @@ features as (
 
     select
         -- ids
+        customers.customer_activity_id,
         customers.phone,
 
         -- tutorial features
@@ -50,20 +38,9 @@ features as (
         -- target and split
         customers.churn,
         customers.record_date,
-        customers.record_date < cast('{{ churn_training_cutoff() }}' as date) as is_training,
-
-        -- the generator's planted probability (meaningful on generated data only)
-        1 / (1 + exp(-(
-            signal.intercept
-            + signal.per_service_call * customers.cust_serv_calls
-            + signal.intl_plan_yes * case when customers.intl_plan = 'yes' then 1 else 0 end
-            + signal.vmail_plan_yes * case when customers.vmail_plan = 'yes' then 1 else 0 end
-            + signal.per_day_minute_over_200 * greatest(customers.day_mins - 200, 0)
-            + signal.per_intl_minute_over_12 * greatest(customers.intl_mins - 12, 0)
-        ))) as true_churn_probability
+        customers.record_date < cast('{{ churn_training_cutoff() }}' as date) as is_training
 
     from customers
-    cross join signal
 
 )
 

@@ -1,5 +1,6 @@
-{#- Quality of the named churn model on the rows after its training cut-off (held out), next to
-    the best achievable AUC: that of the generator's true churn probabilities on the same rows. -#}
+{#- Quality of the named churn model on the rows after its training cut-off (held out). On
+    generated data (--vars '{churn_evaluation: true}'), next to the best achievable AUC: that of
+    the generator's true churn probabilities on the same rows (ml_churn_evaluation); null otherwise. -#}
 {#- Incremental on model_name: each scored model keeps its row; scoring a model again replaces it. -#}
 {{
     config(
@@ -17,6 +18,15 @@ predictions as (
 
 ),
 
+{% if var('churn_evaluation', false) -%}
+evaluation as (
+
+    select * from {{ ref('ml_churn_evaluation') }}
+
+),
+
+{% endif -%}
+
 registry as (
 
     select * from {{ ref('stg_ml__churn_model_registry') }}
@@ -32,10 +42,17 @@ ranked as (
         -- average ranks, so that tied scores count half (Mann-Whitney AUC)
         rank() over (order by churn_probability)
         + (count(*) over (partition by churn_probability) - 1) / 2.0 as model_rank,
-        rank() over (order by true_churn_probability)
-        + (count(*) over (partition by true_churn_probability) - 1) / 2.0 as bayes_rank
+        {% if var('churn_evaluation', false) -%}
+        rank() over (order by evaluation.true_churn_probability)
+        + (count(*) over (partition by evaluation.true_churn_probability) - 1) / 2.0 as bayes_rank
+        {%- else -%}
+        cast(null as double precision) as bayes_rank
+        {%- endif %}
 
     from predictions
+    {% if var('churn_evaluation', false) -%}
+    inner join evaluation on predictions.customer_activity_id = evaluation.customer_activity_id
+    {%- endif %}
 
 ),
 

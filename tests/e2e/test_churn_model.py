@@ -17,6 +17,7 @@ from ingestion.ml.churn import ChurnConfig, TrainingError
 from tests.conftest import REPO, run_cli, run_dbt
 
 DOCS = 10_000
+SHARED_PHONE, SHARED_PHONE_DOCS = "555-0100", 40
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +27,21 @@ def trained(mongo_server, tmp_path_factory):
     warehouse = work / "w.duckdb"
     with MongoClient(mongo_server.uri) as client:
         seed_collection(client, DOCS, seed=42, database="churndb")
+        # as in the tutorial's own data, customer records that share a phone
+        shared = [doc["_id"] for doc in client["churndb"]["customer_activity"].find({}, {"_id": 1}).limit(SHARED_PHONE_DOCS)]
+        client["churndb"]["customer_activity"].update_many({"_id": {"$in": shared}}, {"$set": {"customer.phone": SHARED_PHONE}})
     assert run_cli("run", "--uri", mongo_server.uri, "--database", "churndb", "--collections", "customer_activity",
                    "--warehouse", str(warehouse), "--pipelines-dir", str(work / "p")).returncode == 0
     first = run_dbt("build", warehouse=warehouse, target_path=work / "target")
     assert first.returncode == 0, first.stdout[-3000:]
     assert "churn_predictions" not in first.stdout  # nothing about the model runs on a plain build
+    # the production feature model knows nothing of the generator; its evaluation is not built
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        production = {
+            "feature_columns": {c for (c,) in con.sql("select column_name from information_schema.columns "
+                                                      "where table_name = 'ml_churn_features'").fetchall()},
+            "tables": {t for (t,) in con.sql("select table_name from information_schema.tables").fetchall()},
+        }
     env = {"DBT_PROFILES_DIR": str(work / "target" / "profiles"), "DBT_DUCKDB_PATH": str(warehouse)}
     results = {}
     for name, feature_set in (("churn_extended", "extended"), ("churn_tutorial", "tutorial")):
@@ -38,10 +49,12 @@ def trained(mongo_server, tmp_path_factory):
                     "--json", env=env)
         assert r.returncode == 0, r.stderr
         results[name] = json.loads(r.stdout)
+        # generated data: the evaluation against the planted probabilities is built too
         scored = run_dbt("build", "--select", "+churn_predictions+", "+ml_model_metrics",
-                         "--vars", json.dumps({"churn_model_name": name}), warehouse=warehouse, target_path=work / "target")
+                         "--vars", json.dumps({"churn_model_name": name, "churn_evaluation": True}), warehouse=warehouse,
+                         target_path=work / "target")
         assert scored.returncode == 0, scored.stdout[-3000:]
-    return warehouse, results, env
+    return warehouse, results, env, production
 
 
 def metrics(warehouse, model):
@@ -53,10 +66,10 @@ def metrics(warehouse, model):
 
 
 def test_every_customer_after_the_cutoff_is_scored(trained):
-    warehouse, _, _ = trained
+    warehouse, _, _, _ = trained
     with duckdb.connect(str(warehouse), read_only=True) as con:
         held_out = con.sql("select count(*) from analytics.customer_activity where record_date >= date '2020-01-01'").fetchone()[0]
-        predictions = con.sql("select count(*), count(distinct phone), count(churn_probability), "
+        predictions = con.sql("select count(*), count(distinct customer_activity_id), count(churn_probability), "
                               "min(churn_probability), max(churn_probability) from analytics_ml.churn_predictions").fetchone()
         by_state = con.sql("select sum(scored_customers) from analytics_ml.ml_churn_by_state").fetchone()[0]
     assert held_out > 5_000
@@ -65,8 +78,21 @@ def test_every_customer_after_the_cutoff_is_scored(trained):
     assert by_state == held_out
 
 
+def test_predictions_key_on_the_document_not_the_phone(trained):
+    warehouse, _, _, production = trained
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        shared = con.sql("select count(*), count(distinct customer_activity_id) from analytics_ml.churn_predictions "
+                         "where phone = ?", params=[SHARED_PHONE]).fetchone()
+        features = con.sql("select count(*) from analytics_ml.ml_churn_features where phone = ?", params=[SHARED_PHONE]).fetchone()[0]
+    assert features == SHARED_PHONE_DOCS
+    assert shared[0] == shared[1] > 1  # each document that shares the phone is scored once
+    assert "customer_activity_id" in production["feature_columns"]
+    assert "true_churn_probability" not in production["feature_columns"]
+    assert "ml_churn_evaluation" not in production["tables"]
+
+
 def test_extended_features_reach_97_percent_of_the_bayes_optimal_auc(trained):
-    warehouse, results, _ = trained
+    warehouse, results, _, _ = trained
     row = metrics(warehouse, "churn_extended")
     assert row["feature_set"] == "extended" and row["model_kind"] == "local_logistic_regression"
     assert row["scored_rows"] > 5_000 and row["positives"] > 300
@@ -77,7 +103,7 @@ def test_extended_features_reach_97_percent_of_the_bayes_optimal_auc(trained):
 
 
 def test_each_trained_model_keeps_its_metrics_row(trained):
-    warehouse, _, _ = trained
+    warehouse, _, _, _ = trained
     tutorial, extended = metrics(warehouse, "churn_tutorial"), metrics(warehouse, "churn_extended")
     assert tutorial["feature_set"] == "tutorial"
     assert tutorial["bayes_optimal_auc"] == pytest.approx(extended["bayes_optimal_auc"])
@@ -85,7 +111,7 @@ def test_each_trained_model_keeps_its_metrics_row(trained):
 
 
 def test_local_artifact_and_refusal_to_overwrite(trained, tmp_path):
-    warehouse, results, env = trained
+    warehouse, results, env, _ = trained
     artifact = json.loads((REPO / results["churn_extended"]["artifact"]).read_text())
     assert artifact["feature_set"] == "extended" and artifact["coefficients"][0][0] == "(intercept)"
     again = run_cli("churn", "train", "--model-name", "churn_extended", "--warehouse", str(warehouse), env=env)
