@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from ingestion import progress
 from ingestion.config import CollectionConfig
 from ingestion.errors import SourceError
+from ingestion.faults import reached
 from ingestion.load.checked_run import run_checked
 from ingestion.load.destinations import ResolvedDestination
 from ingestion.mongo.bson_types import BOOL, TEXT, TIMESTAMP, id_to_text
@@ -191,6 +192,7 @@ class CollectionSync:
                     if batch.size:
                         yield from emit_batch(batch, self._columns(), self.table, number, Path(tmp), stats,
                                               target.destination.item_format, target.destination.limits)
+                        reached("cdc-flush")
                     stats.quarantine.extend(batch.quarantined)
                 if sweep_marker:
                     yield self._sweep_marker(Path(tmp), extracted_at)

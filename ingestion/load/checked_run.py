@@ -9,6 +9,7 @@ from typing import Any, Callable
 import dlt
 from dlt.common.pipeline import NormalizeInfo
 
+from ingestion.faults import reached
 from ingestion.load.memory import load_within_memory
 
 
@@ -21,7 +22,10 @@ def run_checked(pipeline: dlt.Pipeline, data: Any, loader_file_format: Any, duck
     def steps() -> None:
         pipeline.run()  # restores state from the destination once, as run(data) does; nothing is pending here
         pipeline.extract(data, loader_file_format=loader_file_format)
+        reached("after-extract")
         check(pipeline.normalize())
+        reached("after-normalize")
         pipeline.load()
+        reached("after-load")
 
     load_within_memory(pipeline, duckdb_credentials, steps)

@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from ingestion.config import CollectionConfig, RunConfig, collection_selection
 from ingestion.disk import writable_directory
 from ingestion.errors import ConfigError, SourceError
+from ingestion.faults import check_fault_point
 from ingestion.load.destinations import ResolvedDestination, resolve
 from ingestion.load.warehouse_lock import lock_wait_s
 from ingestion.mongo.connect import collection_names
@@ -50,6 +51,7 @@ def plan(config: RunConfig) -> Plan:
         if refused:
             raise ConfigError(f"collection '{refused}': detect_deletes removes rows from warehouse tables; the landing "
                               "zone keeps every version landed (use --mode cdc there: deletes land as versions)")
+    check_fault_point()
     if config.destination.name == "local":
         lock_wait_s()  # validated before the run starts
     the_plan = Plan(config, collections, target)

@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 from ingestion.config import RunConfig
 from ingestion.disk import file_error
 from ingestion.errors import IngestError, LockedError, PartialFailure, UnreconciledLoad
+from ingestion.faults import progress_collector
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
 from ingestion.load.warehouse_lock import wait_for_warehouse
@@ -121,6 +122,7 @@ def _pipeline(p: Plan) -> dlt.Pipeline:
         staging=p.target.staging,
         dataset_name=p.target.dataset,
         pipelines_dir=str(p.config.pipelines_dir) if p.config.pipelines_dir else None,
+        progress=progress_collector(),
     )
 
 

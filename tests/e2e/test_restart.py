@@ -122,3 +122,58 @@ def test_a_pending_load_that_cannot_complete_is_discarded_and_read_again(mongo_s
         rows = con.sql("select _id, churned from raw_atlas.customer_activity").fetchall()
     assert len(rows) == len({r[0] for r in rows}) == len(source)
     assert dict(rows) == source
+
+
+FAULT_DOCS = 600
+MODE_ARGS = {
+    "full": [],
+    "incremental": ["--mode", "incremental", "--cursor-field", "updated_at"],
+    "cdc": ["--mode", "cdc"],
+}
+
+
+def run_to(uri: str, work, mode: str, point: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    env.pop("ATLAS_FAULT_POINT", None)
+    if point:
+        env["ATLAS_FAULT_POINT"] = point
+    return subprocess.run([str(BIN / "atlas-ingest"), "run", "--uri", uri, "--database", f"faults_{mode}", "--collections",
+                           "customer_activity", "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"),
+                           "--batch-docs", "100", *MODE_ARGS[mode]],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize("mode, point", [
+    ("full", "after-extract"), ("full", "after-normalize"), ("full", "mid-load"), ("full", "after-load"),
+    ("incremental", "mid-load"), ("incremental", "after-load"),
+    ("cdc", "cdc-flush"), ("cdc", "mid-load"),
+])
+def test_a_kill_at_each_fault_point_keeps_the_last_load_and_converges(mode, point, mongo_server, tmp_path):
+    """Killed at a named point of the second run: until the kill the warehouse is the first run's
+    (a full replace's previous table survives a kill before its swap); run again, it equals the source."""
+    rng = random.Random(point)
+    with MongoClient(mongo_server.uri) as client:
+        coll = client[f"faults_{mode}"]["customer_activity"]
+        coll.drop()
+        seed_collection(client, FAULT_DOCS, seed=9, database=f"faults_{mode}")
+        mutate(coll, rng, allow_deletes=False)  # every column the snapshots read exists from the first run
+        first = run_to(mongo_server.uri, tmp_path, mode)
+        assert first.returncode == 0, first.stderr
+        before = sorted(snapshot_warehouse(tmp_path / "w.duckdb"))
+        mutate(coll, rng, allow_deletes=mode != "incremental")
+        killed = run_to(mongo_server.uri, tmp_path, mode, point)
+        assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
+        if point != "after-load":  # nothing of the killed load is visible
+            assert sorted(snapshot_warehouse(tmp_path / "w.duckdb")) == before
+        final = run_to(mongo_server.uri, tmp_path, mode)
+        assert final.returncode == 0, final.stderr
+        source = snapshot_source(coll)
+    rows = snapshot_warehouse(tmp_path / "w.duckdb")
+    assert len(rows) == len({r[0] for r in rows}), "duplicate _id rows in the warehouse"
+    assert {r[0]: r[1:] for r in rows} == source
+
+
+def test_an_unknown_fault_point_is_refused():
+    r = run_cli("run", "--uri", "mongodb://127.0.0.1:1/", "--database", "d", "--collections", "c",
+                env={"ATLAS_FAULT_POINT": "mid-lunch"})
+    assert r.returncode == 2 and "is not a fault point" in r.stderr

@@ -180,8 +180,15 @@ def test_ingestion_loads_nested_data_as_super_through_copy_json(compiled):
         # JSON 'auto' puts nested objects into SUPER as objects (parquet strings would stay strings).
         assert "FORMAT AS JSON 'auto'" in copy and "GZIP" in copy
         assert "IAM_ROLE 'arn:aws:iam::" in copy and "aws_secret_access_key" not in copy
-    # The replace swaps in the staged rows with DELETE, which stays inside the transaction.
+    # The replace swaps in the staged rows with DELETE, which stays inside the transaction: the
+    # DELETE and the INSERT from staging go in one statement string (one line apart, as recorded),
+    # which Redshift runs as one transaction, so a failure of either leaves the previous table.
     assert 'DELETE FROM "raw_atlas"."customer_activity"' in full and "TRUNCATE" not in full
+    assert re.search(r'DELETE FROM "raw_atlas"\."customer_activity" WHERE 1=1;\nINSERT INTO "raw_atlas"\."customer_activity"\(.*\) '
+                     r'SELECT .* FROM "raw_atlas_staging"\."customer_activity";', full), "the replace is not one statement"
+    swap = full.index('DELETE FROM "raw_atlas"."customer_activity"')
+    staged = full.rindex('COPY "raw_atlas_staging"."customer_activity"', 0, swap)
+    assert "COMMIT;" in full[staged:swap] and "BEGIN;" not in full[full.rindex("COMMIT;", 0, swap):swap]
     merge = (OUTPUT / compiled["ingestion"]["incremental_merge"]).read_text()
     assert re.search(r'DELETE FROM "raw_atlas"."customer_activity" WHERE EXISTS .*"_id" = ', merge)
 
