@@ -46,6 +46,7 @@ def incremental_then_full(mongo_server, tmp_path_factory):
         ingest(mongo_server.uri, work, *incremental)
         first = run_dbt("build", warehouse=work / "w.duckdb", target_path=work / "target")
         assert first.returncode == 0, first.stdout[-3000:]
+        first_built = built_at(work / "w.duckdb")
 
         now = datetime.now(timezone.utc)
         docs = list(coll.find())
@@ -62,25 +63,54 @@ def incremental_then_full(mongo_server, tmp_path_factory):
         for i, doc in enumerate(docs[30:35]):  # soft deletes by the application
             coll.update_one({"_id": doc["_id"]}, {"$set": {"_deleted_at": now, "updated_at": now + timedelta(seconds=i)}})
         seed_ids = [d["_id"] for d in docs[35:40]]
-        coll.delete_many({"_id": {"$in": seed_ids}})  # hard deletes: seen by a full ingestion
-        ingest(mongo_server.uri, work, *incremental)
-        ingest(mongo_server.uri, work)  # full mode: the raw table now lacks the deleted documents
+        coll.delete_many({"_id": {"$in": seed_ids}})  # hard deletes: removed by delete detection
+        # an incremental ingest only: the raw table changes in the changed documents' rows alone
+        ingest(mongo_server.uri, work, *incremental, "--detect-deletes")
         live = coll.count_documents({"_deleted_at": {"$exists": False}})
+        changed = {str(d["_id"]) for d in docs[:30]}
 
     second = run_dbt("build", warehouse=work / "w.duckdb", target_path=work / "target")
     assert second.returncode == 0, second.stdout[-3000:]
     after_incremental = snapshot(work / "w.duckdb")
+    # what the second build ran for each incremental model (dbt keeps the last run's SQL)
+    ran = {m: "".join((work / "target" / kind / "atlas_analytics" / "models" / "marts" / f"{m}.sql").read_text()
+                      for kind in ("compiled", "run"))
+           for m in ("dim_customers", "fct_service_calls")}
+    with duckdb.connect(str(work / "w.duckdb"), read_only=True) as con:
+        processed = {
+            "dim_customers": {i for (i,) in con.sql("select customer_activity_id from analytics.dim_customers "
+                                                     "where extracted_at > ?", params=[first_built]).fetchall()},
+            "fct_service_calls": {i for (i,) in con.sql("select distinct customer_activity_id from analytics.fct_service_calls "
+                                                         "where extracted_at > ?", params=[first_built]).fetchall()},
+            "raw": {i for (i,) in con.sql("select _id from raw_atlas.customer_activity where _atlas_extracted_at > ? "
+                                          "and _deleted_at is null", params=[first_built]).fetchall()},
+            "dim_rows": con.sql("select count(*) from analytics.dim_customers").fetchone()[0],
+        }
     full = run_dbt("build", "--full-refresh", warehouse=work / "w.duckdb", target_path=work / "target")
     assert full.returncode == 0, full.stdout[-3000:]
     return {
         "incremental": after_incremental, "full": snapshot(work / "w.duckdb"), "live": live, "log": second.stdout,
+        "processed": processed, "changed": changed, "ran": ran,
         "manifest": json.loads((work / "target" / "manifest.json").read_text()), "warehouse": work / "w.duckdb",
     }
 
 
-def test_incremental_models_ran_incrementally(incremental_then_full):
-    log = incremental_then_full["log"]
-    assert "incremental model analytics.dim_customers" in log and "incremental model analytics.fct_service_calls" in log
+def built_at(warehouse) -> datetime:
+    """The newest extraction time the incremental models hold."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql("select max(extracted_at) from analytics.dim_customers").fetchone()[0]
+
+
+def test_incremental_models_processed_exactly_the_changed_documents(incremental_then_full):
+    """After an incremental ingest alone, the incremental models rebuilt the rows of the documents
+    that changed (the 30 edited, and any the cursor's boundary re-read), and no other row."""
+    processed, changed = incremental_then_full["processed"], incremental_then_full["changed"]
+    for model, sql in incremental_then_full["ran"].items():  # the incremental path: only newer rows, merged by key
+        assert "extracted_at > (select coalesce(max(extracted_at)" in sql and "delete from" in sql.lower(), model
+    assert changed <= processed["raw"] and len(processed["raw"]) <= len(changed) + 5, len(processed["raw"])
+    assert processed["dim_customers"] == processed["raw"]
+    assert processed["fct_service_calls"] <= processed["raw"] and processed["fct_service_calls"]
+    assert processed["dim_rows"] - len(processed["dim_customers"]) > 1_400  # the rest kept their rows
 
 
 def test_incremental_equals_full_refresh(incremental_then_full):
