@@ -90,13 +90,27 @@ def kind_of(value: Any) -> str:
     return JSON
 
 
+# The byte order of legacy UUIDs (binary subtype 3) depends on the driver that wrote them; the
+# connection string says which (`uuidRepresentation=javaLegacy|csharpLegacy|pythonLegacy`), as
+# for any MongoDB driver. Other representations (standard, unspecified) leave Python's legacy order.
+LEGACY_UUID_ORDERS = (UuidRepresentation.PYTHON_LEGACY, UuidRepresentation.JAVA_LEGACY, UuidRepresentation.CSHARP_LEGACY)
+_legacy_uuid_order = UuidRepresentation.PYTHON_LEGACY
+
+
+def read_legacy_uuids_as(representation: int) -> None:
+    """Read subtype-3 UUIDs in `representation`'s byte order from now on in this process (a run
+    sets it from its client's `uuidRepresentation`); any other representation means Python's."""
+    global _legacy_uuid_order
+    _legacy_uuid_order = representation if representation in LEGACY_UUID_ORDERS else UuidRepresentation.PYTHON_LEGACY
+
+
 def binary_to_text(value: Binary) -> str:
-    """UUID subtypes as canonical UUID strings (legacy subtype 3 read in the Python legacy byte
-    order); any other binary as base64."""
+    """UUID subtypes as canonical UUID strings (legacy subtype 3 read in the byte order of
+    `read_legacy_uuids_as`); any other binary as base64."""
     if value.subtype == 4:
         return str(value.as_uuid(UuidRepresentation.STANDARD))
     if value.subtype == 3:
-        return str(value.as_uuid(UuidRepresentation.PYTHON_LEGACY))
+        return str(value.as_uuid(_legacy_uuid_order))
     return base64.b64encode(bytes(value)).decode("ascii")
 
 
@@ -149,9 +163,20 @@ def regex_options(flags: int | str) -> str:
 
 def _json_default(value: Any) -> Any:
     """orjson hook for BSON types inside nested documents: the same text as at top level, or a
-    tagged object for types without one."""
+    tagged object for types without one. Subclasses of JSON types come here too
+    (OPT_PASSTHROUGH_SUBCLASS), so that code with scope, a str, keeps its scope."""
+    if isinstance(value, Code) and value.scope is not None:
+        return {"$code": str(value), "$scope": dict(value.scope)}
     if isinstance(value, (ObjectId, Decimal128, Binary, bytes, Code)):
         return to_text(value)
+    if isinstance(value, int):  # Int64
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):  # SON
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
     if isinstance(value, DatetimeMS):
         return {"$date": int(value)}
     if isinstance(value, DBRef):  # a {"$ref", "$id"[, "$db"]} subdocument, as MongoDB stores it
@@ -177,12 +202,15 @@ def _replace_non_finite(value: Any) -> Any:
     return value
 
 
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def to_json(value: Any) -> str:
-    out = orjson.dumps(value, default=_json_default)
+    out = orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
     # orjson writes NaN/Infinity as null; only when a null appears can one have been rewritten.
     if b"null" in out:
         fixed = _replace_non_finite(value)
-        out = orjson.dumps(fixed, default=_json_default)
+        out = orjson.dumps(fixed, default=_json_default, option=_JSON_OPTIONS)
     return out.decode("utf-8")
 
 

@@ -19,6 +19,7 @@ from ingestion.faults import progress_collector
 from ingestion.load.failures import destination_error
 from ingestion.load.recovery import discard_failed_load, finish_or_discard_pending
 from ingestion.load.warehouse_lock import wait_for_warehouse
+from ingestion.mongo.bson_types import read_legacy_uuids_as
 from ingestion.mongo.connect import connect, source_failure
 from ingestion.naming import NameCollision, database_key, legacy_pipeline_name, table_name
 from ingestion.ops.load_batch import load_batch
@@ -133,6 +134,7 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
     if config.destination.name == "local":  # a dbt build may hold the file: wait for it, within a bound
         wait_for_warehouse(config.destination.warehouse)
     client = connect(config.uri, config.server_timeout_ms)
+    read_legacy_uuids_as(client.codec_options.uuid_representation)  # the URI's uuidRepresentation
     try:
         db = client[config.database]
         select_collections(client, p)

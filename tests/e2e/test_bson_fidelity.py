@@ -61,6 +61,8 @@ def loaded(mongo_server, tmp_path_factory):
             {"_id": "code_scope", "c": Code("function () { return x; }", {"x": 1})},
             {"_id": "dbref", "ref": DBRef("other", OID, "otherdb")},
             {"_id": "nested_refs", "o": {"ref": DBRef("other", 5)}},
+            {"_id": "nested_code", "o": {"scoped": Code("function () { return x; }", {"x": Int64(2**40), "o": OID}),
+                                         "plain": Code("function () { return 1; }")}},
             {"_id": "nested", "o": {"oid": OID, "dec": Decimal128("10.50"), "when": WHEN, "nan": float("nan"),
                                     "big": Int64(2**62 + 3), "arr": [1, "two", {"three": 3}], "empty": {}, "none": []}},
             {"_id": 42, "v": "int id"},
@@ -70,7 +72,7 @@ def loaded(mongo_server, tmp_path_factory):
                 "--warehouse", str(work / "w.duckdb"), "--pipelines-dir", str(work / "p"), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)["tables"][0]
-    assert (summary["rows_loaded"], summary["quarantined"]) == (32, 0)
+    assert (summary["rows_loaded"], summary["quarantined"]) == (33, 0)
     con = duckdb.connect(str(work / "w.duckdb"), read_only=True)
     types = dict(con.sql("select column_name, data_type from information_schema.columns "
                          "where table_schema='raw_atlas' and table_name='types'").fetchall())
@@ -164,6 +166,9 @@ def test_code_with_scope_keeps_its_scope_and_dbrefs_are_their_subdocument(loaded
     assert kind == "JSON" and json.loads(text) == {"$ref": "other", "$id": str(OID), "$db": "otherdb"}
     kind, text = loaded("nested_refs", "o")
     assert json.loads(text) == {"ref": {"$ref": "other", "$id": 5}}
+    kind, text = loaded("nested_code", "o")  # inside a document too, the scope is kept
+    assert json.loads(text) == {"scoped": {"$code": "function () { return x; }", "$scope": {"x": 2**40, "o": str(OID)}},
+                                "plain": "function () { return 1; }"}
 
 
 def test_nested_values_are_json_with_the_same_rules(loaded):
@@ -173,3 +178,26 @@ def test_nested_values_are_json_with_the_same_rules(loaded):
         "oid": str(OID), "dec": "10.50", "when": "2021-03-04T05:06:07.891000+00:00", "nan": "NaN",
         "big": 2**62 + 3, "arr": [1, "two", {"three": 3}], "empty": {}, "none": [],
     }
+
+
+@pytest.mark.parametrize("representation, option", [
+    (UuidRepresentation.JAVA_LEGACY, "javaLegacy"), (UuidRepresentation.CSHARP_LEGACY, "csharpLegacy"),
+    (UuidRepresentation.PYTHON_LEGACY, None),
+])
+def test_legacy_uuids_are_read_in_the_order_the_uri_names(representation, option, mongo_server, tmp_path):
+    """Subtype 3 as the Java or C# driver wrote it: the URI's uuidRepresentation says how to read it."""
+    from pymongo import MongoClient
+
+    database = f"uuids_{option or 'default'}"
+    with MongoClient(mongo_server.uri) as client:
+        coll = client[database].get_collection("ids", codec_options=CodecOptions(uuid_representation=UuidRepresentation.UNSPECIFIED))
+        coll.drop()
+        coll.insert_one({"_id": 1, "u": Binary.from_uuid(UID, representation)})
+    uri = mongo_server.uri + (f"{'&' if '?' in mongo_server.uri else '?'}uuidRepresentation={option}" if option else "")
+    r = run_cli("run", "--uri", uri, "--database", database, "--warehouse", str(tmp_path / "w.duckdb"),
+                "--pipelines-dir", str(tmp_path / "p"))
+    assert r.returncode == 0, r.stderr
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("select u from raw_atlas.ids").fetchone()[0] == str(UID)
+    if option:  # read in Python's order, the same bytes spell another UUID
+        assert str(Binary.from_uuid(UID, representation).as_uuid(UuidRepresentation.PYTHON_LEGACY)) != str(UID)
