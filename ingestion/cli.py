@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default=None, help="debug, info, warning (default) or error; info with --follow")
     run.add_argument("--no-progress", action="store_true", help="no progress lines, even on a terminal")
 
+    status = sub.add_parser("status", help="the last run of each collection, from the run history _atlas_runs",
+                            epilog=EXIT_CODES)
+    status.add_argument("--destination", default="local", help="local (DuckDB) or redshift")
+    status.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
+    status.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables and _atlas_runs")
+    status.add_argument("--database", help="only the collections of this source database")
+    status.add_argument("--json", action="store_true", help="one JSON object per collection, in a list")
+    status.add_argument("--check", action="store_true", help="exit 8 when the last run of a collection failed or diverged")
+
     scaffold = sub.add_parser("scaffold", help="write tested, documented dbt models for a database's collections "
                               "from the schema files `run` writes", epilog=EXIT_CODES)
     scaffold.add_argument("--database", required=True)
@@ -195,6 +204,22 @@ def _print_summary(summary: "RunSummary", as_json: bool) -> None:
             print(f"  warning: {w}")
     for collection, error in summary.failed.items():
         print(f"  {collection}: FAILED: {error}")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ingestion.config import DestinationConfig
+    from ingestion.ops.status import last_runs, table
+
+    remember_dlt_secrets()
+    statuses = last_runs(DestinationConfig(name=args.destination, warehouse=args.warehouse, dataset=args.dataset), args.database)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses]))
+    elif not statuses:
+        print(f"no runs recorded in {args.dataset}._atlas_runs")
+    else:
+        print("\n".join(table(statuses)))
+    unhealthy = any(s.status == "failed" or s.reconciliation == "diverged" for s in statuses)
+    return 8 if args.check and unhealthy else 0
 
 
 def _cmd_scaffold(args: argparse.Namespace) -> int:
@@ -336,6 +361,8 @@ def _main(argv: list[str]) -> int:
             return _cmd_churn(args)
         if args.command == "scaffold":
             return _cmd_scaffold(args)
+        if args.command == "status":
+            return _cmd_status(args)
         return _cmd_local(args)
     except IngestError as exc:
         print(_error_line(args, redact(str(exc)), exc.exit_code), file=sys.stderr)
