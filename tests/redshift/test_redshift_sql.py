@@ -19,10 +19,11 @@ from tests.conftest import REPO, copy_dbt_project
 OUTPUT = REPO / "target" / "redshift_sql"
 
 
-def compile_offline(project_dir: Path, output: Path, profiles_dir: Path) -> subprocess.CompletedProcess[str]:
+def compile_offline(project_dir: Path, output: Path, profiles_dir: Path, models_only: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DBT_PROFILES_DIR": str(profiles_dir), "DBT_USE_COLORS": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "redshift_contract.compile", "--project-dir", str(project_dir), "--output", str(output)],
+        [sys.executable, "-m", "redshift_contract.compile", "--project-dir", str(project_dir), "--output", str(output),
+         *(["--models-only"] if models_only else [])],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=600,
     )
 
@@ -118,20 +119,20 @@ def test_staging_uses_super_navigation_and_late_binding_views(compiled):
 
 def test_a_duckdb_only_function_fails_naming_the_model_and_line(profiles_dir, tmp_path):
     project = copy_dbt_project(tmp_path / "project")
-    mart = project / "models/marts/customer_activity.sql"
-    mart.write_text(mart.read_text().replace(
+    model = project / "models/intermediate/int_customer_activity__tutorial_columns.sql"
+    model.write_text(model.read_text().replace(
         "cast(phone as varchar(8)) as phone,", "cast(phone as varchar(8)) as phone,\n        list_sort(list_value(1, 2)) as oops,"
     ))
     out = tmp_path / "redshift_sql"
-    result = compile_offline(project, out, profiles_dir)
+    result = compile_offline(project, out, profiles_dir, models_only=True)
     assert result.returncode == 0, result.stderr[-2000:]
     findings = check_directory(out)
-    hits = [f for f in findings if f.file == "models/marts/customer_activity.sql"]
+    hits = [f for f in findings if f.file == "models/intermediate/int_customer_activity__tutorial_columns.sql"]
     assert {"function 'list_sort' is not a Redshift function", "function 'list_value' is not a Redshift function"} <= {f.message for f in hits}
-    compiled_lines = (out / "models/marts/customer_activity.sql").read_text().splitlines()
+    compiled_lines = (out / "models/intermediate/int_customer_activity__tutorial_columns.sql").read_text().splitlines()
     for f in hits:
         assert "list_sort(list_value(1, 2)) as oops" in compiled_lines[f.line - 1]
-    assert all(f.file.startswith("models/marts/") for f in findings)
+    assert all(f.file.startswith("models/intermediate/") for f in findings)
 
 
 @pytest.mark.parametrize(
