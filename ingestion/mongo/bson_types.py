@@ -163,20 +163,12 @@ def regex_options(flags: int | str) -> str:
 
 def _json_default(value: Any) -> Any:
     """orjson hook for BSON types inside nested documents: the same text as at top level, or a
-    tagged object for types without one. Subclasses of JSON types come here too
-    (OPT_PASSTHROUGH_SUBCLASS), so that code with scope, a str, keeps its scope."""
-    if isinstance(value, Code) and value.scope is not None:
-        return {"$code": str(value), "$scope": dict(value.scope)}
+    tagged object for types without one. orjson writes subclasses of str (Code), int (Int64) and
+    dict itself, natively: nested code with scope keeps its code only. Passing them here
+    (OPT_PASSTHROUGH_SUBCLASS) would keep the scope at 6x the cost of a document with int64 values
+    (21.0 against 3.4 us for 50 of them) and 1.4x for any other, for a type MongoDB deprecated."""
     if isinstance(value, (ObjectId, Decimal128, Binary, bytes, Code)):
         return to_text(value)
-    if isinstance(value, int):  # Int64
-        return int(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, dict):  # SON
-        return dict(value)
-    if isinstance(value, (list, tuple)):
-        return list(value)
     if isinstance(value, DatetimeMS):
         return {"$date": int(value)}
     if isinstance(value, DBRef):  # a {"$ref", "$id"[, "$db"]} subdocument, as MongoDB stores it
@@ -202,15 +194,12 @@ def _replace_non_finite(value: Any) -> Any:
     return value
 
 
-_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
 def to_json(value: Any) -> str:
-    out = orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    out = orjson.dumps(value, default=_json_default)
     # orjson writes NaN/Infinity as null; only when a null appears can one have been rewritten.
     if b"null" in out:
         fixed = _replace_non_finite(value)
-        out = orjson.dumps(fixed, default=_json_default, option=_JSON_OPTIONS)
+        out = orjson.dumps(fixed, default=_json_default)
     return out.decode("utf-8")
 
 
