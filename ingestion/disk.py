@@ -25,12 +25,10 @@ def writable_directory(path: Path, what: str) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        full = exc.errno in _FULL
         reason = _NOT_WRITABLE.get(exc.errno or 0) or exc.strerror or str(exc)
-        # the folder that could not be created when it is not `path` itself
-        at = f" (at {exc.filename})" if exc.filename and Path(exc.filename) != path and not full and \
-            Path(exc.filename).parent != path else ""
-        raise _error(f"{path}{at}", full, reason, what) from None
+        # a missing folder above `path` that could not be created
+        at = f" (at {exc.filename})" if exc.filename and Path(exc.filename) in path.parents else ""
+        raise _error(f"{path}{at}", exc.errno in _FULL, reason, what) from None
     return path
 
 

@@ -55,14 +55,15 @@ def _is_missing_bucket(chain: list[BaseException], detail: str) -> bool:
     return any(_s3_error_code(e) == "NoSuchBucket" for e in chain) or bool(_NO_SUCH_BUCKET.search(detail))
 
 
-def destination_error(exc: BaseException, destination: DestinationConfig) -> DestinationError:
+def destination_error(exc: BaseException, destination: DestinationConfig, folder: str | None = None) -> DestinationError:
     """One line naming the cause and the fix, for the failures users meet most: of a pipeline step
     that failed, or of a query the run makes itself (the run history read before loading)."""
     name = destination.name
     cause, step = (exc.exception, exc.step) if isinstance(exc, PipelineStepFailed) else (exc, "connect")
     chain = exception_chain(cause)
     detail = " ".join(redact(str(cause)).split())
-    local = file_error(cause) or (lock_conflict(cause) if name == "local" else None)
+    # `folder`: what a full disk that names no file filled (the pipeline's working folder)
+    local = file_error(cause, folder) or (lock_conflict(cause) if name == "local" else None)
     if local is not None:
         return local
     if name == "redshift" and _is_unreachable(chain, detail):
@@ -89,7 +90,8 @@ def destination_error(exc: BaseException, destination: DestinationConfig) -> Des
     return DestinationError(f"{step} step failed for destination '{name}': {detail[:500]}")
 
 
-def step_error(exc: PipelineStepFailed, destination: DestinationConfig, collection: str | None = None) -> IngestError:
+def step_error(exc: PipelineStepFailed, destination: DestinationConfig, collection: str | None = None,
+               folder: str | None = None) -> IngestError:
     """The error a failed pipeline step stands for: ours when extraction raised one (a name
     collision), MongoDB's when a pymongo error caused it (the server went away mid-read: exit 3),
     else the destination's failure as `destination_error` names it."""
@@ -97,4 +99,4 @@ def step_error(exc: PipelineStepFailed, destination: DestinationConfig, collecti
     if ours is not None:
         return ours
     doing = f"reading '{collection}'" if collection else f"the {exc.step} step"
-    return source_failure(exc.exception, doing) or destination_error(exc, destination)
+    return source_failure(exc.exception, doing) or destination_error(exc, destination, folder)

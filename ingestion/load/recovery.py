@@ -9,8 +9,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pymongo.errors import PyMongoError
 
 from ingestion.config import DestinationConfig
-from ingestion.disk import file_error
-from ingestion.errors import IngestError, SourceError
+from ingestion.errors import IngestError
 from ingestion.load.failures import step_error
 from ingestion.mongo.connect import source_failure
 from ingestion.redact import redact
@@ -47,8 +46,10 @@ def discard_failed_load(pipeline: dlt.Pipeline, exc: IngestError | PipelineStepF
     error the failure stands for (a pymongo error raised outside a pipeline step: MongoDB's)."""
     if pipeline.has_pending_data:
         pipeline.abort_packages()
-    if isinstance(exc, PipelineStepFailed):  # a full disk under the pipeline's folder names no file
-        return file_error(exc.exception, pipeline.working_dir) or step_error(exc, destination, collection)
+    if isinstance(exc, PipelineStepFailed):
+        return step_error(exc, destination, collection, pipeline.working_dir)
     if isinstance(exc, PyMongoError):
-        return source_failure(exc, f"reading '{collection}'" if collection else "reading") or SourceError(str(exc))
+        error = source_failure(exc, f"reading '{collection}'" if collection else "reading")
+        assert error is not None  # a pymongo error always stands for one
+        return error
     return exc

@@ -46,17 +46,25 @@ def holder(pid: str | None, program: str) -> str:
     return f"process {pid} ({redact(command)[:120] if command else program})"
 
 
-def lock_conflict(exc: BaseException) -> DestinationError | None:
-    """The one-line error for a warehouse file another process holds, found anywhere in `exc`'s
-    chain or message (a load job keeps only the message); None for any other failure."""
+def _conflict(exc: BaseException) -> tuple[str, str] | None:
+    """(the file, who holds it) when `exc`'s chain or message (a load job keeps only the message)
+    is DuckDB's lock conflict."""
     for e in exception_chain(exc):
         found = _LOCK_CONFLICT.search(str(e))
         if found:
-            return DestinationError(
-                f"the DuckDB file {found['file']} is in use by {holder(found['pid'], found['program'])}: DuckDB lets one "
-                "process write a file at a time; run dbt and atlas-ingest one after the other (a run waits "
-                "ATLAS_DUCKDB_LOCK_WAIT_S seconds for the file before it starts); nothing of this load was committed")
+            return found["file"], holder(found["pid"], found["program"])
     return None
+
+
+def lock_conflict(exc: BaseException) -> DestinationError | None:
+    """The one-line error for a warehouse file another process holds; None for any other failure."""
+    conflict = _conflict(exc)
+    if conflict is None:
+        return None
+    return DestinationError(
+        f"the DuckDB file {conflict[0]} is in use by {conflict[1]}: DuckDB lets one process write a file at a time; "
+        "run dbt and atlas-ingest one after the other (a run waits ATLAS_DUCKDB_LOCK_WAIT_S seconds for the file "
+        "before it starts); nothing of this load was committed")
 
 
 def wait_for_warehouse(path: Path, wait_s: float | None = None) -> None:
@@ -72,14 +80,12 @@ def wait_for_warehouse(path: Path, wait_s: float | None = None) -> None:
             duckdb.connect(str(path)).close()
             return
         except duckdb.IOException as exc:
-            conflict = lock_conflict(exc)
+            conflict = _conflict(exc)
             if conflict is None:
                 raise
             if time.monotonic() >= deadline:
-                raise conflict from None
+                raise lock_conflict(exc) from None
             if not logged:
-                found = _LOCK_CONFLICT.search(str(exc))
-                log.warning("waiting up to %.0f s for the DuckDB file %s, in use by %s", wait_s, path,
-                            holder(found["pid"], found["program"]) if found else "another process")
+                log.warning("waiting up to %.0f s for the DuckDB file %s, in use by %s", wait_s, path, conflict[1])
                 logged = True
             time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0.0)))

@@ -65,7 +65,7 @@ class Reconciliation:
 
     def describe(self) -> str:
         if self.failure is not None:
-            return f"not checked: {self.failure}"
+            return self.failure
         if self.status == NOT_CHECKED:
             return f"{self.source_count} documents in the source; the warehouse was not checked"
         return (f"source {self.source_count}, warehouse {self.warehouse_count}"

@@ -158,17 +158,16 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
         trace = pipeline.last_trace
         load_id = trace.last_load_info.loads_ids[-1] if trace and trace.last_load_info and trace.last_load_info.loads_ids else None
         by_name = {cc.name: cc for cc in p.collections}
-        unreconciled: list[str] = []
+        unreconciled: list[tuple[str, str]] = []  # (collection, why)
         for t in tables:
             try:
                 t.reconciliation = reconcile_table(db[t.collection], by_name[t.collection], t.table, pipeline, target.is_sql,
                                                    counts_before[t.collection], t.changed_since_count, p.started_at,
                                                    t.source_fields)
             except PyMongoError as exc:  # loaded, but MongoDB went away: recorded as loaded and not reconciled
-                failure = source_failure(exc, f"counting '{t.collection}' for the reconciliation")
-                t.reconciliation = Reconciliation(source_count=None, failure=str(failure))
-                t.warnings.append(f"reconciliation: {t.reconciliation.describe()}")
-                unreconciled.append(t.collection)
+                failure = str(source_failure(exc, f"counting '{t.collection}' for the reconciliation"))
+                t.reconciliation = Reconciliation(source_count=None, failure=failure)
+                unreconciled.append((t.collection, failure))
                 continue
             if t.reconciliation.status == DIVERGED:
                 t.warnings.append(f"reconciliation: the warehouse differs from the source ({t.reconciliation.describe()})")
@@ -180,8 +179,7 @@ def _run(p: Plan) -> tuple[RunSummary, list[CollectionFailure]]:
                          tables, p.run_id, failed={f.config.name: str(f.error) for f in failures},
                          load_dates=landed_load_dates(p.started_at) if config.destination.name == "s3" else [])
     if unreconciled:
-        first = next(t for t in tables if t.collection == unreconciled[0]).reconciliation
         raise UnreconciledLoad(
-            f"loaded and recorded in {target.dataset}._atlas_runs, but not reconciled ({', '.join(unreconciled)}): "
-            f"{first.failure if first else ''}", summary)
+            f"loaded and recorded in {target.dataset}._atlas_runs, but not reconciled "
+            f"({', '.join(name for name, _ in unreconciled)}): {unreconciled[0][1]}", summary)
     return summary, failures
