@@ -41,9 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--database", required=True)
     run.add_argument("--collections", help="comma-separated collection names (default: every collection of the database, "
                      "no views or system.*, as include / exclude in [sources.atlas] select)")
-    run.add_argument("--destination", default="local", help="local (DuckDB), s3 (files) or redshift")
-    run.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
-    run.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables (local, redshift)")
+    _warehouse_arguments(run, "local (DuckDB), s3 (files) or redshift")
     run.add_argument("--bucket-url", help="s3://bucket or a folder (s3); the S3 staging location (redshift); default $ATLAS_BUCKET_URL")
     run.add_argument("--prefix", default="atlas", help="key prefix under the bucket (default: atlas)")
     run.add_argument("--file-format", default="jsonl", help="jsonl (gzip) or parquet, for --destination s3")
@@ -75,9 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="the last run of each collection, from the run history _atlas_runs",
                             epilog=EXIT_CODES)
-    status.add_argument("--destination", default="local", help="local (DuckDB) or redshift")
-    status.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
-    status.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables and _atlas_runs")
+    _warehouse_arguments(status, "local (DuckDB) or redshift")
     status.add_argument("--database", help="only the collections of this source database")
     status.add_argument("--json", action="store_true", help="one JSON object per collection, in a list")
     status.add_argument("--check", action="store_true", help="exit 8 when the last run of a collection failed or diverged")
@@ -129,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--database", default="operations")
     seed.add_argument("--collection", default="customer_activity")
     return p
+
+
+def _warehouse_arguments(parser: argparse.ArgumentParser, destinations: str) -> None:
+    parser.add_argument("--destination", default="local", help=destinations)
+    parser.add_argument("--warehouse", type=Path, default=Path("data/warehouse.duckdb"), help="DuckDB file for --destination local")
+    parser.add_argument("--dataset", default="raw_atlas", help="schema of the raw tables and _atlas_runs (local, redshift)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

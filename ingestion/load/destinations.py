@@ -114,3 +114,15 @@ def resolve(config: DestinationConfig, database: str) -> ResolvedDestination:
         staging_iam_role=os.environ.get("REDSHIFT_IAM_ROLE") or None,
     )
     return ResolvedDestination(destination, _filesystem(staging_url), config.dataset, "jsonl", "jsonl", REDSHIFT_LIMITS)
+
+
+def warehouse_reader(config: DestinationConfig) -> Any:
+    """The dlt destination to query a warehouse that runs loaded (its run history): the DuckDB
+    file or the Redshift cluster, without the staging bucket a load needs."""
+    if config.name == "local":
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        return dlt.destinations.duckdb(DuckDbCredentials(str(config.warehouse.resolve())))
+    if config.name == "redshift":
+        return AtomicReplaceRedshift(credentials=_redshift_credentials())
+    raise ConfigError(f"destination '{config.name}' is not a warehouse: choose local or redshift")

@@ -11,8 +11,8 @@ import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from ingestion.config import DestinationConfig
-from ingestion.errors import ConfigError, DestinationError
-from ingestion.load.destinations import resolve
+from ingestion.errors import ConfigError
+from ingestion.load.destinations import warehouse_reader
 from ingestion.load.failures import destination_error
 from ingestion.naming import validate_name
 from ingestion.ops.run_history import RUNS_TABLE
@@ -43,16 +43,14 @@ COLUMNS = ("collection", "source_database", "mode", "status", "ended_at", "docum
 def last_runs(destination: DestinationConfig, database: str | None = None) -> list[CollectionStatus]:
     """The newest row per collection (and source database) of `_atlas_runs` in the destination's
     dataset, newest first; `database` keeps one source database's."""
-    if destination.name == "s3":
-        raise ConfigError("status reads the run history of a warehouse: --destination local or redshift")
     if destination.name == "local" and not destination.warehouse.exists():
         raise ConfigError(f"no warehouse at {destination.warehouse}: nothing was loaded there yet (or pass --warehouse)")
     validate_name(destination.dataset)
     if database is not None:
         validate_name(database)
-    target = resolve(destination, database or "status")
+    reader = warehouse_reader(destination)
     with tempfile.TemporaryDirectory(prefix="atlas-status-") as scratch:
-        pipeline = dlt.pipeline(pipeline_name="atlas_status", destination=target.destination, dataset_name=target.dataset,
+        pipeline = dlt.pipeline(pipeline_name="atlas_status", destination=reader, dataset_name=destination.dataset,
                                 pipelines_dir=scratch)
         try:
             with pipeline.sql_client() as client:

@@ -62,10 +62,9 @@
     {{- return(target.schema ~ '_ml') -}}
 {% endmacro %}
 
-{#- The feature set a registered model was trained on (var churn_feature_set when the registry
-    does not know the model, e.g. while compiling without a warehouse). -#}
-{% macro churn_model_feature_set(model_name) %}
-    {%- set fallback = var('churn_feature_set', 'extended') -%}
+{#- A column of a registered model's row in the churn model registry, or `fallback` when the
+    registry does not know the model (or while compiling without a warehouse). -#}
+{% macro churn_registry_value(model_name, column, fallback) %}
     {%- if not execute -%}
         {{ return(fallback) }}
     {%- endif -%}
@@ -73,9 +72,15 @@
     {%- if registry is none -%}
         {{ return(fallback) }}
     {%- endif -%}
-    {%- set result = run_query("select feature_set from " ~ registry ~ " where model_name = '"
+    {%- set result = run_query("select " ~ column ~ " from " ~ registry ~ " where model_name = '"
         ~ atlas_analytics.ml_identifier(model_name, 'model name') ~ "'") -%}
     {{ return(result.rows[0][0] if result.rows | length > 0 else fallback) }}
+{% endmacro %}
+
+{#- The feature set a registered model was trained on (var churn_feature_set when the registry
+    does not know it). -#}
+{% macro churn_model_feature_set(model_name) %}
+    {{- return(atlas_analytics.churn_registry_value(model_name, 'feature_set', var('churn_feature_set', 'extended'))) -}}
 {% endmacro %}
 
 {#- How a registered model scores (model_kind in the registry, else var churn_model_kind):
@@ -84,14 +89,5 @@
     local_logistic_regression (the local twin's coefficients). -#}
 {% macro churn_model_kind(model_name) %}
     {%- set fallback = var('churn_model_kind', 'redshift_ml' if target.type == 'redshift' else 'local_logistic_regression') -%}
-    {%- if not execute -%}
-        {{ return(fallback) }}
-    {%- endif -%}
-    {%- set registry = adapter.get_relation(database=target.database, schema=atlas_analytics.churn_registry_schema(), identifier='churn_model_registry') -%}
-    {%- if registry is none -%}
-        {{ return(fallback) }}
-    {%- endif -%}
-    {%- set result = run_query("select model_kind from " ~ registry ~ " where model_name = '"
-        ~ atlas_analytics.ml_identifier(model_name, 'model name') ~ "'") -%}
-    {{ return(result.rows[0][0] if result.rows | length > 0 else fallback) }}
+    {{- return(atlas_analytics.churn_registry_value(model_name, 'model_kind', fallback)) -}}
 {% endmacro %}

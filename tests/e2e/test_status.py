@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import duckdb
 from pymongo import MongoClient
@@ -47,3 +48,25 @@ def test_status_shows_the_last_run_of_each_collection(mongo_server, tmp_path):
 def test_status_without_a_warehouse_is_one_line(tmp_path):
     r = run_cli("status", "--warehouse", str(tmp_path / "none.duckdb"))
     assert r.returncode == 2 and r.stderr.startswith("atlas-ingest: error: no warehouse at ") and len(r.stderr.splitlines()) == 1
+
+
+def test_status_on_redshift_needs_no_staging_bucket():
+    """On Redshift the same query reads _atlas_runs (offline driver: the statement is recorded, no rows
+    come back); a load's staging bucket is not asked for."""
+    from unittest import mock
+
+    from ingestion.config import DestinationConfig
+    from ingestion.ops.status import last_runs
+    from redshift_contract.offline_load import OFFLINE_ENV, recording
+
+    log: list[str] = []
+    with mock.patch.dict(os.environ, OFFLINE_ENV), recording(log):
+        os.environ.pop("ATLAS_BUCKET_URL", None)
+        assert last_runs(DestinationConfig(name="redshift")) == []
+    [query] = [q for q in log if "_atlas_runs" in q]
+    assert 'from "raw_atlas"."_atlas_runs"' in query and "row_number() over (partition by collection, source_database" in query
+
+
+def test_status_refuses_the_landing_zone():
+    r = run_cli("status", "--destination", "s3")
+    assert r.returncode == 2 and "is not a warehouse" in r.stderr
